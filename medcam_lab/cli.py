@@ -1,0 +1,157 @@
+"""The ``medcam-lab`` command line: one subcommand per pipeline stage.
+
+The flags of ``prepare``, ``pretrain``, ``align``, ``finetune``, ``evaluate`` and ``demo`` are generated
+from the fields of their config dataclasses (``--image-size`` sets ``image_size``), so the CLI, the
+notebooks' parameters and the ``config.json`` written by each run always use the same names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from medcam_lab.config import (
+    AlignConfig,
+    DemoConfig,
+    EvaluateConfig,
+    FinetuneConfig,
+    PrepareConfig,
+    PretrainConfig,
+    config_from_dict,
+)
+
+log = logging.getLogger("medcam_lab")
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
+    hints = typing.get_type_hints(cls)
+    doc_defaults = cls()
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(doc_defaults, f.name)
+        kind = hints[f.name]
+        help_text = f"(default: {default!r})" if f.name not in required else "(required)"
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=help_text)
+        elif typing.get_origin(kind) is tuple:
+            item = typing.get_args(kind)[0]
+            parser.add_argument(flag, dest=f.name, nargs="+", type=item, default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, help=help_text,
+                                required=f.name in required)
+
+
+def _config(cls: type, args: argparse.Namespace) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return config_from_dict(cls, {k: v for k, v in vars(args).items() if k in names})
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from medcam_lab.synth import SynthConfig, generate_cohort
+
+    manifest = generate_cohort(args.out, SynthConfig(n_patients=args.patients, seed=args.seed))
+    print(json.dumps(manifest.get("counts", {}), indent=2))
+    print(f"wrote a MIMIC-shaped demo cohort to {args.out}")
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    from medcam_lab.prepare import prepare_cohort
+
+    cfg = _config(PrepareConfig, args)
+    report = prepare_cohort(cfg)
+    for step in report["steps"]:
+        print(f"{step['step']:<60} {step['count']:>8,}")
+    print(f"dropped: {sum(report['dropped'].values()):,} items by {len(report['dropped'])} reasons "
+          f"(see {cfg.out}/report.md)")
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> None:
+    from medcam_lab.training.pretrain import pretrain_image_encoder
+
+    print(pretrain_image_encoder(_config(PretrainConfig, args)))
+
+
+def _cmd_align(args: argparse.Namespace) -> None:
+    from medcam_lab.training.align import align
+
+    print(align(_config(AlignConfig, args)))
+
+
+def _cmd_finetune(args: argparse.Namespace) -> None:
+    from medcam_lab.training.finetune import finetune
+
+    print(finetune(_config(FinetuneConfig, args)))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from medcam_lab.evaluation import evaluate_predictions
+
+    result = evaluate_predictions(_config(EvaluateConfig, args))
+    for metric in ("auroc", "auprc"):
+        r = result[metric]
+        print(f"macro {metric.upper()}: {r['point']:.4f} (95% CI {r['low']:.4f}–{r['high']:.4f}); "
+              f"skipped labels: {r['skipped_labels']}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from medcam_lab.demo import run_demo
+
+    results = run_demo(_config(DemoConfig, args))
+    print(open(results["report_path"]).read())
+
+
+COMMANDS: dict[str, tuple[str, type | None, tuple[str, ...], Callable[[argparse.Namespace], None]]] = {
+    "prepare": ("MIMIC-CXR-JPG + MIMIC-IV → a cohort directory (pairs, EHR arrays, image cache, report)",
+                PrepareConfig, ("mimic_cxr", "mimic_iv", "out"), _cmd_prepare),
+    "pretrain": ("image-only Barlow Twins pretraining (stand-in for BarlowTwins-CXR)", PretrainConfig,
+                 ("cohort", "out"), _cmd_pretrain),
+    "align": ("MedCAM alignment of an image encoder with the EHR", AlignConfig, ("cohort", "out"), _cmd_align),
+    "finetune": ("image-only fine-tuning + lr grid + early stopping; predicts test once", FinetuneConfig,
+                 ("data", "out"), _cmd_finetune),
+    "evaluate": ("macro/per-label AUROC and AUPRC with bootstrap CIs", EvaluateConfig, ("predictions",),
+                 _cmd_evaluate),
+    "demo": ("the whole pipeline on a generated MIMIC-shaped cohort (CPU, minutes)", DemoConfig, (), _cmd_demo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medcam-lab", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    synth = sub.add_parser("synth", help="write a MIMIC-shaped demo cohort in the official layouts")
+    synth.add_argument("--out", required=True, help="directory to write")
+    synth.add_argument("--patients", type=int, default=400, help="number of patients (default: 400)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    synth.set_defaults(func=_cmd_synth)
+    for name, (help_text, cls, required, func) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _add_dataclass_flags(p, cls, required)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+    )
+    try:
+        args.func(args)
+    except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
+        if args.verbose:
+            raise
+        print(f"medcam-lab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Run configurations: frozen dataclasses whose field names equal the CLI flags and notebook parameters.
+
+Every stage of the pipeline takes one of these. ``config_from_dict`` rejects unknown keys and values of
+the wrong type (a mistyped notebook parameter fails fast), and every run writes the resolved config next
+to its outputs (see :mod:`medcam_lab.runinfo`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+LABELS_CHEXPERT14: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Enlarged Cardiomediastinum",
+    "Fracture",
+    "Lung Lesion",
+    "Lung Opacity",
+    "No Finding",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Pneumonia",
+    "Pneumothorax",
+    "Support Devices",
+)
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """``medcam-lab prepare``: MIMIC-CXR-JPG + MIMIC-IV → a cohort directory.
+
+    Attributes:
+        mimic_cxr: root of MIMIC-CXR-JPG (holds ``mimic-cxr-2.0.0-*.csv.gz`` and ``files/``).
+        mimic_iv: root of MIMIC-IV (holds ``hosp/`` and ``icu/``).
+        out: the cohort directory to write.
+        compat: EHR mode; ``"medfuse"`` reproduces the MedFuse/MedMod pipeline exactly.
+        timestep: discretizer bin width in hours (Δt).
+        window_hours: EHR window length before each image, clipped at the ICU admission.
+        impute_strategy: discretizer imputation (``previous`` as MedFuse).
+        views: frontal views kept (ViewPosition values).
+        split_fractions: train/val/test fractions of the patient-level split.
+        seed: split seed.
+        uncertain_policy: CheXpert −1 → ``zeros`` (MedFuse/MedMod), ``ones`` or ``ignore`` (NaN).
+        blank_policy: blank → ``zeros`` (MedFuse/MedMod) or ``ignore`` (NaN).
+        image_cache_size: side of the square uint8 image cache (resize shorter side, center crop).
+    """
+
+    mimic_cxr: str = ""
+    mimic_iv: str = ""
+    out: str = ""
+    compat: str = "medfuse"
+    timestep: float = 2.0
+    window_hours: float = 48.0
+    impute_strategy: str = "previous"
+    views: tuple[str, ...] = ("AP", "PA")
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    seed: int = 0
+    uncertain_policy: str = "zeros"
+    blank_policy: str = "zeros"
+    image_cache_size: int = 256
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Image-only self-supervised pretraining (Barlow Twins), the stand-in for BarlowTwins-CXR.
+
+    Only needed where no BarlowTwins-CXR checkpoint is at hand (the demo); on real data pass the
+    published checkpoint to ``align``/``finetune`` with ``--weights``.
+    """
+
+    cohort: str = ""
+    out: str = ""
+    encoder: str = "resnet50"
+    image_size: int = 224
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    projector_dim: int = 512
+    lambda_offdiag: float = 5e-3
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """MedCAM alignment (``spec/method.md`` §3–4).
+
+    Attributes:
+        backbone_mode: ``adapt`` (backbone at ``lr × backbone_lr_mult``), ``frozen``, ``last_block``, ``full``.
+        k: number of EHR timesteps per image in the local loss.
+        temperature: τ; with ``learnable_temperature`` it is the initial value.
+    """
+
+    cohort: str = ""
+    out: str = ""
+    encoder: str = "resnet50"
+    weights: str = ""
+    image_size: int = 224
+    proj_dim: int = 256
+    ehr_hidden: int = 256
+    ehr_layers: int = 2
+    ehr_dropout: float = 0.3
+    k: int = 10
+    temperature: float = 0.1
+    learnable_temperature: bool = False
+    lambda_global: float = 1.0
+    lambda_local: float = 1.0
+    backbone_mode: str = "adapt"
+    backbone_lr_mult: float = 0.1
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 1
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Image-only fine-tuning with a linear head and BCE (``spec/method.md`` §5).
+
+    ``dataset`` is ``cohort`` (a prepared MIMIC cohort directory) or ``nih`` (an NIH-layout root).
+    The learning-rate grid's winner is chosen on validation macro-AUROC; test is touched once.
+    """
+
+    data: str = ""
+    dataset: str = "cohort"
+    out: str = ""
+    encoder: str = "resnet50"
+    weights: str = ""
+    image_size: int = 224
+    lr_grid: tuple[float, ...] = (1e-2, 1e-3, 1e-5)
+    backbone_lr_mult: float = 1.0
+    linear_probe: bool = False
+    epochs: int = 200
+    batch_size: int = 64
+    eval_every: int = 5
+    patience: int = 10
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Macro/per-label AUROC and AUPRC with seeded bootstrap CIs from a predictions file."""
+
+    predictions: str = ""
+    out: str = ""
+    n_resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """``medcam-lab demo``: the whole pipeline on the generated cohort, CPU-sized."""
+
+    out: str = "demo_out"
+    patients: int = 400
+    seed: int = 0
+    encoder: str = "resnet_small"
+    image_size: int = 64
+    pretrain_epochs: int = 30
+    align_epochs: int = 15
+    finetune_epochs: int = 30
+    lr_grid: tuple[float, ...] = (1e-2, 1e-3)
+    n_resamples: int = 1000
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> Any:
+    """Coerce lists to tuples and ints to floats where the annotation asks; reject the rest."""
+    origin = typing.get_origin(annotation)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if type(value) is not annotation:
+            raise TypeError(f"parameter {name!r} must be {annotation.__name__}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"parameter {name!r} must be a list/tuple, got {value!r}")
+        args = typing.get_args(annotation)
+        item_type = args[0] if args else Any
+        return tuple(_check_type(f"{name}[{i}]", v, item_type) for i, v in enumerate(value))
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"parameter {name!r} must be a dict, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    return value
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """Build config ``cls`` from ``values``: unknown keys and wrong types raise with the key named."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise KeyError(f"unknown {cls.__name__} parameter(s): {unknown}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    checked = {k: _check_type(k, v, hints[k]) for k, v in values.items()}
+    return cls(**checked)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a config dataclass (tuples become lists)."""
+    out = dataclasses.asdict(config)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}

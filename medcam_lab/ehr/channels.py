@@ -1,0 +1,170 @@
+"""The 17 EHR channels of the 76-feature discretizer (spec ``ehr.md`` §1).
+
+Channel order is Python string order of the names (upper case sorts before lower case, so ``pH`` is
+last); this is also the column order of the reference ``discretizer_config.json`` and of the episode
+CSV header. A categorical channel takes one output column per allowed string, **in the config's list
+order (not sorted)**; a continuous channel takes one column. After the 59 value columns come, when
+masks are stored, the 17 mask columns (``59 + i`` for channel ``i``), 76 in all.
+
+Categorical matching is exact string equality: aliases (``4 Spontaneously`` / ``Spontaneously``) are
+separate columns, and e.g. ``4`` for GCS eye or ``15.0`` for GCS total is not an allowed string.
+
+Examples:
+    >>> len(feature_names())
+    76
+    >>> feature_names()[2], feature_names()[-1]
+    ('Diastolic blood pressure', 'mask->pH')
+"""
+
+from __future__ import annotations
+
+CHANNELS: list[str] = [
+    "Capillary refill rate",
+    "Diastolic blood pressure",
+    "Fraction inspired oxygen",
+    "Glascow coma scale eye opening",
+    "Glascow coma scale motor response",
+    "Glascow coma scale total",
+    "Glascow coma scale verbal response",
+    "Glucose",
+    "Heart Rate",
+    "Height",
+    "Mean blood pressure",
+    "Oxygen saturation",
+    "Respiratory rate",
+    "Systolic blood pressure",
+    "Temperature",
+    "Weight",
+    "pH",
+]
+"""The 17 channel names, in discretizer order (Python string sort: ``pH`` last)."""
+
+POSSIBLE_VALUES: dict[str, list[str]] = {
+    "Capillary refill rate": ["0.0", "1.0"],
+    "Glascow coma scale eye opening": [
+        "To Pain",
+        "3 To speech",
+        "1 No Response",
+        "4 Spontaneously",
+        "None",
+        "To Speech",
+        "Spontaneously",
+        "2 To pain",
+    ],
+    "Glascow coma scale motor response": [
+        "1 No Response",
+        "3 Abnorm flexion",
+        "Abnormal extension",
+        "No response",
+        "4 Flex-withdraws",
+        "Localizes Pain",
+        "Flex-withdraws",
+        "Obeys Commands",
+        "Abnormal Flexion",
+        "6 Obeys Commands",
+        "5 Localizes Pain",
+        "2 Abnorm extensn",
+    ],
+    "Glascow coma scale total": [
+        "11",
+        "10",
+        "13",
+        "12",
+        "15",
+        "14",
+        "3",
+        "5",
+        "4",
+        "7",
+        "6",
+        "9",
+        "8",
+    ],
+    "Glascow coma scale verbal response": [
+        "1 No Response",
+        "No Response",
+        "Confused",
+        "Inappropriate Words",
+        "Oriented",
+        "No Response-ETT",
+        "5 Oriented",
+        "Incomprehensible sounds",
+        "1.0 ET/Trach",
+        "4 Confused",
+        "2 Incomp sounds",
+        "3 Inapprop words",
+    ],
+}
+"""Allowed strings of each categorical channel, in one-hot column order (the config's, not sorted)."""
+
+IS_CATEGORICAL: dict[str, bool] = {name: name in POSSIBLE_VALUES for name in CHANNELS}
+"""``True`` for the 5 categorical channels, ``False`` for the 12 continuous ones."""
+
+NORMAL_VALUES: dict[str, str] = {
+    "Capillary refill rate": "0.0",
+    "Diastolic blood pressure": "59.0",
+    "Fraction inspired oxygen": "0.21",
+    "Glascow coma scale eye opening": "4 Spontaneously",
+    "Glascow coma scale motor response": "6 Obeys Commands",
+    "Glascow coma scale total": "15",
+    "Glascow coma scale verbal response": "5 Oriented",
+    "Glucose": "128.0",
+    "Heart Rate": "86",
+    "Height": "170.0",
+    "Mean blood pressure": "77.0",
+    "Oxygen saturation": "98.0",
+    "Respiratory rate": "19",
+    "Systolic blood pressure": "118.0",
+    "Temperature": "36.6",
+    "Weight": "81.0",
+    "pH": "7.4",
+}
+"""Normal value of each channel, as the string the reference config holds (used by imputation)."""
+
+
+def channel_width(channel: str) -> int:
+    """Return the number of value columns of ``channel`` (allowed strings, or 1 if continuous)."""
+    return len(POSSIBLE_VALUES[channel]) if IS_CATEGORICAL[channel] else 1
+
+
+def _begin_positions() -> tuple[int, ...]:
+    begins, pos = [], 0
+    for name in CHANNELS:
+        begins.append(pos)
+        pos += channel_width(name)
+    return tuple(begins)
+
+
+CHANNEL_BEGIN: tuple[int, ...] = _begin_positions()
+"""First value column of each channel (sum of the widths of the channels before it)."""
+
+NUM_VALUE_COLUMNS: int = CHANNEL_BEGIN[-1] + channel_width(CHANNELS[-1])
+"""59: number of value (non-mask) columns."""
+
+CONTINUOUS_FEATURE_INDICES: list[int] = [
+    CHANNEL_BEGIN[i] for i, name in enumerate(CHANNELS) if not IS_CATEGORICAL[name]
+]
+"""The 12 continuous columns ``[2, 3, 49, ..., 58]`` (the only ones the normalizer standardizes)."""
+
+
+def feature_names(store_masks: bool = True) -> list[str]:
+    """Output column names of the discretizer.
+
+    ``<channel>-><string>`` for one-hot columns, ``<channel>`` for continuous ones, then
+    ``mask-><channel>`` for the 17 masks when ``store_masks``.
+
+    Args:
+        store_masks: Whether the 17 mask columns are appended.
+
+    Returns:
+        76 names (59 when ``store_masks`` is False).
+    """
+    names: list[str] = []
+    for name in CHANNELS:
+        if IS_CATEGORICAL[name]:
+            names.extend(f"{name}->{value}" for value in POSSIBLE_VALUES[name])
+        else:
+            names.append(name)
+    if store_masks:
+        names.extend(f"mask->{name}" for name in CHANNELS)
+    return names

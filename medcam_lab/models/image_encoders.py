@@ -1,0 +1,239 @@
+"""Image-encoder registry: name → builder + preprocessing config (timm-style, offline only).
+
+Every registered encoder is a torchvision-style ResNet whose ``fc`` is ``nn.Identity``: its forward maps
+``(B, 3, H, W)`` images to pooled ``(B, F)`` features and its state_dict keys are plain torchvision keys
+(``conv1.*``, ``bn1.*``, ``layer1..4.*``), so checkpoints move freely between it and
+``torchvision.models.resnet50(weights=None)``. Weights are never downloaded: ``weights`` is a local file
+path loaded by :func:`medcam_lab.models.checkpoints.load_backbone_weights`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch  # noqa: F401  (used by the doctest)
+import torchvision
+from torch import nn
+from torchvision.models.resnet import BasicBlock, ResNet
+
+from medcam_lab.models.checkpoints import load_backbone_weights
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageEncoderSpec",
+    "SmallResNet",
+    "register_image_encoder",
+    "list_image_encoders",
+    "get_image_encoder_spec",
+    "build_image_encoder",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImageEncoderSpec:
+    """How to build one image encoder and how to preprocess its input.
+
+    Attributes:
+        name: registry name.
+        builder: zero-argument callable returning the module (randomly initialised, ``fc`` = Identity).
+        num_features: width ``F`` of the pooled feature.
+        input_size: square input side in pixels the encoder expects (after resize/crop).
+        mean: per-channel normalisation mean (3 values).
+        std: per-channel normalisation std (3 values).
+        weights: default local weights file, or ``None`` (random init).
+        notes: provenance / intended use.
+
+    Shape:
+        - the built module maps (B, 3, input_size, input_size) to (B, num_features).
+    """
+
+    name: str
+    builder: Callable[[], nn.Module]
+    num_features: int
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    weights: str | None = None
+    notes: str = ""
+
+
+_REGISTRY: dict[str, ImageEncoderSpec] = {}
+
+
+def register_image_encoder(spec: ImageEncoderSpec, overwrite: bool = False) -> ImageEncoderSpec:
+    """Add ``spec`` to the registry.
+
+    Args:
+        spec: the encoder spec.
+        overwrite: replace an existing entry of the same name instead of raising.
+
+    Returns:
+        ``spec`` (so the call can be used as an expression).
+
+    Raises:
+        ValueError: if the name is taken and ``overwrite`` is False.
+
+    Shape:
+        - no tensor arguments.
+    """
+    if spec.name in _REGISTRY and not overwrite:
+        raise ValueError(f"image encoder {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_image_encoders() -> list[str]:
+    """Sorted names of the registered image encoders.
+
+    Shape:
+        - no tensor arguments.
+    """
+    return sorted(_REGISTRY)
+
+
+def get_image_encoder_spec(name: str) -> ImageEncoderSpec:
+    """The :class:`ImageEncoderSpec` registered under ``name``.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+
+    Shape:
+        - no tensor arguments.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown image encoder {name!r}; known: {list_image_encoders()}") from None
+
+
+def build_image_encoder(name: str, weights: str | os.PathLike[str] | None = None) -> nn.Module:
+    """Build a registered encoder and optionally load local weights into it.
+
+    The returned module maps images to pooled features and carries ``.num_features`` (``F``) and
+    ``.spec`` (its :class:`ImageEncoderSpec`).
+
+    Args:
+        name: registry name (see :func:`list_image_encoders`).
+        weights: local checkpoint path; ``None`` uses ``spec.weights`` (random init if that is ``None``
+            too). Loaded strictly by :func:`load_backbone_weights`. Nothing is ever downloaded.
+
+    Returns:
+        The encoder module (train mode, on CPU).
+
+    Shape:
+        - input: (B, 3, H, W), normally H = W = ``spec.input_size``.
+        - output: (B, F) with F = ``spec.num_features``.
+
+    Examples:
+        >>> enc = build_image_encoder("resnet_small")
+        >>> enc(torch.randn(2, 3, 64, 64)).shape
+        torch.Size([2, 128])
+    """
+    spec = get_image_encoder_spec(name)
+    model = spec.builder()
+    model.num_features = spec.num_features
+    model.spec = spec
+    path = weights if weights is not None else spec.weights
+    if path is not None:
+        load_backbone_weights(model, path)
+    return model
+
+
+class SmallResNet(ResNet):
+    """A narrow torchvision ``ResNet`` of ``BasicBlock`` s for CPU demos and tests.
+
+    Same module names as torchvision (``conv1, bn1, relu, maxpool, layer1..layer4, avgpool, fc``) and the
+    same forward; only the stage widths and block counts differ. ``fc`` is ``nn.Identity``.
+
+    Args:
+        widths: channels of the four stages (the stem has ``widths[0]`` channels).
+        blocks: BasicBlocks per stage.
+
+    Shape:
+        - input: (B, 3, H, W).
+        - output: (B, widths[3]).
+    """
+
+    def __init__(
+        self, widths: Sequence[int] = (16, 32, 64, 128), blocks: Sequence[int] = (1, 1, 1, 1)
+    ) -> None:
+        if len(widths) != 4 or len(blocks) != 4:
+            raise ValueError("widths and blocks need 4 entries (one per stage)")
+        nn.Module.__init__(self)  # ResNet.__init__ hard-codes the widths 64..512; rebuild with its helpers
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes = widths[0]
+        self.dilation = 1
+        self.groups = 1
+        self.base_width = 64
+        self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(BasicBlock, widths[0], blocks[0])
+        self.layer2 = self._make_layer(BasicBlock, widths[1], blocks[1], stride=2)
+        self.layer3 = self._make_layer(BasicBlock, widths[2], blocks[2], stride=2)
+        self.layer4 = self._make_layer(BasicBlock, widths[3], blocks[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Identity()
+        for module in self.modules():  # torchvision's init
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.constant_(module.weight, 1)
+                nn.init.constant_(module.bias, 0)
+
+
+def _headless(model: nn.Module) -> nn.Module:
+    model.fc = nn.Identity()
+    return model
+
+
+def _resnet50() -> nn.Module:
+    return _headless(torchvision.models.resnet50(weights=None))
+
+
+def _resnet18() -> nn.Module:
+    return _headless(torchvision.models.resnet18(weights=None))
+
+
+register_image_encoder(
+    ImageEncoderSpec(
+        name="resnet50",
+        builder=_resnet50,
+        num_features=2048,
+        input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        notes="torchvision ResNet-50, fc=Identity. Default real-data encoder: load the BarlowTwins-CXR "
+        "resnet50.pth (plain torchvision keys, ImageNet mean/std) through `weights`.",
+    )
+)
+register_image_encoder(
+    ImageEncoderSpec(
+        name="resnet18",
+        builder=_resnet18,
+        num_features=512,
+        input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        notes="torchvision ResNet-18, fc=Identity. A lighter GPU encoder.",
+    )
+)
+register_image_encoder(
+    ImageEncoderSpec(
+        name="resnet_small",
+        builder=SmallResNet,
+        num_features=128,
+        input_size=64,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        notes="SmallResNet: BasicBlock ResNet, widths (16, 32, 64, 128), one block per stage, for the CPU "
+        "demo on 64×64 grayscale images replicated to 3 channels (mean 0.5, std 0.25).",
+    )
+)

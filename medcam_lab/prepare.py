@@ -1,0 +1,280 @@
+"""``medcam-lab prepare``: MIMIC-CXR-JPG + MIMIC-IV → a cohort directory of image–EHR pairs.
+
+Steps (each count is written to ``report.json``):
+
+1. ICU stays, filtered as MedFuse does (``compat="medfuse"``): same first/last care unit, admissions with
+   exactly one ICU stay, age ≥ 18.
+2. Frontal CXRs (``views``) whose study has a CheXpert label row, taken during a kept stay
+   (intime ≤ StudyDateTime ≤ outtime). One pair per image.
+3. The 17 variables streamed from ``chartevents``/``labevents``, cleaned (:mod:`medcam_lab.ehr.cleaning`),
+   unknown category strings dropped and counted, one value per (stay, charttime, variable).
+4. **Decision (EHR window):** the EHR of an image is the events in [max(intime, t − window_hours), t];
+   hours are counted from the window start (``start_time="zero"`` on the window) and the window length is
+   the discretizer's ``end``, so a full 48 h window gives 24 bins at Δt = 2 h. Images with no event in
+   their window are dropped and counted.
+5. Image cache (unreadable/missing images dropped and counted), patient-level seeded split
+   (no subject in two splits), normalizer fitted on the training split, arrays and tables written.
+
+Cohort directory:
+    pairs.parquet         one row per image: ids, split, window, n_bins, image path, cache row, 14 labels
+    labels_raw.parquet    the study's raw CheXpert values (1/0/−1/NaN) for every pair, for other policies
+    ehr_values.npy        (N, T_max, 76) float32 discretized EHR (not normalized), zero past n_bins
+    ehr_columns.json      the 76 feature names
+    normalizer.json       mean/std per feature (continuous columns are standardized at load time)
+    images_uint8.npy      (N, S, S) uint8 image cache, row i ↔ pairs row i
+    report.json / report.md   counts after every filter, drops by reason, label prevalence per split
+    config.json / run_info.json   resolved config, git revision, package versions
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
+from medcam_lab.data import mimic_cxr, mimic_iv
+from medcam_lab.data.image_cache import build_image_cache
+from medcam_lab.data.report import CohortReport
+from medcam_lab.data.splits import patient_split
+from medcam_lab.ehr import Discretizer, Normalizer, clean_events, events_to_wide
+from medcam_lab.ehr.channels import CHANNELS, POSSIBLE_VALUES
+from medcam_lab.ehr.itemids import CHART_ITEMIDS, LAB_ITEMIDS
+from medcam_lab.runinfo import write_json_atomic, write_run_info
+
+log = logging.getLogger("medcam_lab")
+HOUR = pd.Timedelta(hours=1)
+
+
+def select_stays(stays: pd.DataFrame, report: CohortReport) -> pd.DataFrame:
+    """MedFuse's ICU cohort: same first/last care unit, one ICU stay per admission, age ≥ 18."""
+    report.step("ICU stays in icustays", len(stays))
+    bad_time = stays["outtime"] < stays["intime"]
+    report.drop("stay: outtime before intime", int(bad_time.sum()), stays.loc[bad_time, "stay_id"].tolist())
+    stays = stays.loc[~bad_time]
+    same_unit = stays["first_careunit"] == stays["last_careunit"]
+    report.drop("stay: transferred between care units", int((~same_unit).sum()))
+    stays = stays.loc[same_unit]
+    report.step("stays with first_careunit == last_careunit", len(stays))
+    per_adm = stays.groupby("hadm_id")["stay_id"].transform("count")
+    report.drop("stay: admission has more than one ICU stay", int((per_adm > 1).sum()))
+    stays = stays.loc[per_adm == 1]
+    report.step("stays of admissions with exactly one ICU stay", len(stays))
+    adult = stays["anchor_age"] >= 18
+    report.drop("stay: patient younger than 18 or age unknown", int((~adult).sum()))
+    stays = stays.loc[adult].reset_index(drop=True)
+    report.step("stays of adults (anchor_age >= 18)", len(stays), patients=int(stays["subject_id"].nunique()))
+    return stays
+
+
+def pair_images_with_stays(
+    meta: pd.DataFrame, labels: pd.DataFrame, stays: pd.DataFrame, cfg: PrepareConfig, report: CohortReport
+) -> pd.DataFrame:
+    """One row per frontal, labelled image taken during a kept ICU stay, with its EHR window."""
+    report.step("CXR images in metadata", len(meta), patients=int(meta["subject_id"].nunique()))
+    frontal = meta["ViewPosition"].isin(cfg.views)
+    report.drop(f"image: view not in {list(cfg.views)}", int((~frontal).sum()))
+    meta = meta.loc[frontal]
+    report.step(f"frontal images ({'/'.join(cfg.views)})", len(meta))
+    has_label = meta["study_id"].isin(labels["study_id"])
+    report.drop("image: study has no CheXpert label row", int((~has_label).sum()))
+    meta = meta.loc[has_label]
+    report.step("frontal images with study labels", len(meta))
+    no_stay = ~meta["subject_id"].isin(stays["subject_id"])
+    report.drop(
+        "image: subject has no kept ICU stay", int(no_stay.sum()),
+        sorted(meta.loc[no_stay, "subject_id"].unique().tolist()),
+    )
+    joined = meta.loc[~no_stay].merge(
+        stays[["subject_id", "hadm_id", "stay_id", "intime", "outtime"]], on="subject_id", how="inner"
+    )
+    during = (joined["study_datetime"] >= joined["intime"]) & (joined["study_datetime"] <= joined["outtime"])
+    pairs = joined.loc[during].copy()
+    outside = len(meta.loc[~no_stay]) - pairs["dicom_id"].nunique()
+    report.drop("image: taken outside every kept ICU stay", int(outside))
+    dup = pairs["dicom_id"].duplicated(keep="first")
+    report.drop("image: falls in two overlapping stays (first kept)", int(dup.sum()))
+    pairs = pairs.loc[~dup]
+    report.step("images taken during a kept ICU stay", len(pairs), patients=int(pairs["subject_id"].nunique()))
+    window_start = np.maximum(pairs["intime"], pairs["study_datetime"] - cfg.window_hours * HOUR)
+    pairs["window_start"] = window_start
+    pairs["window_hours"] = (pairs["study_datetime"] - window_start) / HOUR
+    at_admit = pairs["window_hours"] <= 1e-6
+    report.drop("image: taken at the ICU admission time (empty EHR window)", int(at_admit.sum()))
+    pairs = pairs.loc[~at_admit]
+    return pairs.sort_values(["subject_id", "study_datetime", "dicom_id"]).reset_index(drop=True)
+
+
+def load_events(layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, cfg: PrepareConfig, report: CohortReport) -> pd.DataFrame:
+    """Cleaned events of the 17 variables for the kept stays: stay_id, charttime, variable, clean_value."""
+    chart, chart_counts = mimic_iv.stream_events(
+        layout.chartevents, CHART_ITEMIDS, stays["stay_id"], key="stay_id", source="chartevents"
+    )
+    lab, lab_counts = mimic_iv.stream_events(
+        layout.labevents, LAB_ITEMIDS, stays["hadm_id"], key="hadm_id", source="labevents"
+    )
+    for counts in (chart_counts, lab_counts):
+        for name, n in counts.items():
+            if "unparseable" in name:
+                report.drop(f"event: {name}", n)
+            else:
+                report.step(f"events {name} (17 variables, kept stays)", n)
+    # Labs carry no stay_id: fill it from the admission (one ICU stay per kept admission).
+    lab = lab.drop(columns="stay_id").merge(stays[["hadm_id", "stay_id"]], on="hadm_id", how="left")
+    events = pd.concat([chart, lab], ignore_index=True)
+    dup = events.duplicated(["stay_id", "charttime", "itemid", "value", "valuenum"])
+    report.drop("event: exact duplicate row", int(dup.sum()))
+    events = events.loc[~dup]
+    labels = mimic_iv.read_item_labels(layout)
+    events = events.merge(labels, on="itemid", how="left")
+    cleaned, counts = clean_events(events, compat=cfg.compat)
+    report.merge_drops("event: ", counts.get("dropped", {}))
+    cleaned = drop_values_the_discretizer_rejects(cleaned, report)
+    report.step("events kept after cleaning", len(cleaned))
+    return cleaned
+
+
+def drop_values_the_discretizer_rejects(events: pd.DataFrame, report: CohortReport) -> pd.DataFrame:
+    """Drop (and count, per channel and string) values the discretizer would reject or turn into NaN.
+
+    In ``medfuse`` mode some channels are not cleaned (HR, RR, MBP, GCS), exactly as the reference: a raw
+    ``ERROR`` there, or an unknown GCS spelling, would stop the reference mid-cohort. Here each such
+    value is dropped with its reason: categorical strings outside the channel's column list, and
+    continuous values that are not finite numbers.
+    """
+    keep = pd.Series(True, index=events.index)
+    for channel in CHANNELS:
+        rows = events["variable"] == channel
+        if not rows.any():
+            continue
+        values = events.loc[rows, "clean_value"]
+        if channel in POSSIBLE_VALUES:
+            bad = ~values.isin(POSSIBLE_VALUES[channel])
+            reason = "unknown category"
+        else:
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = pd.Series(~np.isfinite(numbers.to_numpy(dtype=float)), index=values.index)
+            reason = "not a finite number"
+        if bad.any():
+            for value, n in values[bad].value_counts().items():
+                report.drop(f"event: {channel}: {reason} {value!r}", int(n))
+            keep.loc[bad[bad].index] = False
+    return events.loc[keep]
+
+
+def discretize_windows(
+    pairs: pd.DataFrame, wide: pd.DataFrame, cfg: PrepareConfig, report: CohortReport
+) -> tuple[pd.DataFrame, list[np.ndarray], list[str]]:
+    """Cut each image's EHR window out of its stay's time series and discretize all windows at once."""
+    rows = pairs[["stay_id", "window_start", "study_datetime"]].reset_index(names="pair")
+    rows = rows.merge(wide, on="stay_id", how="inner")
+    inside = (rows["charttime"] >= rows["window_start"]) & (rows["charttime"] <= rows["study_datetime"])
+    rows = rows.loc[inside]
+    rows["Hours"] = (rows["charttime"] - rows["window_start"]) / HOUR
+    rows = rows.sort_values(["pair", "Hours"], kind="stable")
+    has_events = pairs.index.isin(rows["pair"].unique())
+    report.drop(
+        "pair: no EHR event in the window before the image", int((~has_events).sum()),
+        pairs.loc[~has_events, "dicom_id"].tolist(),
+    )
+    discretizer = Discretizer(
+        timestep=cfg.timestep, impute_strategy=cfg.impute_strategy, start_time="zero",
+        store_masks=True, compat=cfg.compat,
+    )
+    ends = pairs["window_hours"].to_dict()
+    table = rows[["pair", "Hours", *CHANNELS]]
+    episodes = discretizer.transform_batch(table, by="pair", end={p: ends[p] for p in table["pair"].unique()})
+    kept = pairs.loc[has_events].copy()
+    values = [episodes[p] for p in kept.index]
+    columns = discretizer.feature_names
+    kept["n_bins"] = [len(v) for v in values]
+    report.step("pairs with EHR in the window", len(kept), patients=int(kept["subject_id"].nunique()))
+    return kept.reset_index(drop=True), values, columns
+
+
+def pad_episodes(values: list[np.ndarray], n_features: int) -> np.ndarray:
+    """Stack variable-length episodes into (N, T_max, F) float32, zero past each episode's end."""
+    t_max = max((len(v) for v in values), default=0)
+    out = np.zeros((len(values), t_max, n_features), dtype=np.float32)
+    for i, v in enumerate(values):
+        out[i, : len(v)] = v
+    return out
+
+
+def label_prevalence(pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Positives per label and split (fraction of known labels)."""
+    out: dict[str, dict[str, float]] = {}
+    for split, group in pairs.groupby("split"):
+        out[str(split)] = {lab: round(float(group[lab].mean(skipna=True)), 4) for lab in LABELS_CHEXPERT14}
+    return out
+
+
+def prepare_cohort(cfg: PrepareConfig) -> dict:
+    """Run the whole ``prepare`` pipeline and write the cohort directory; returns the report dict."""
+    if cfg.compat != "medfuse":
+        raise ValueError(f"compat={cfg.compat!r}: this version implements compat='medfuse' only")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_info(out, "prepare", cfg)
+    report = CohortReport()
+    layout = mimic_iv.locate_mimic_iv(cfg.mimic_iv)
+    report.info["mimic_iv_layout"] = {"root": str(layout.root), "version": layout.version}
+
+    stays = select_stays(mimic_iv.read_stays(layout), report)
+    meta = mimic_cxr.read_metadata(cfg.mimic_cxr)
+    raw_labels = mimic_cxr.read_chexpert_labels(cfg.mimic_cxr)
+    pairs = pair_images_with_stays(meta, raw_labels, stays, cfg, report)
+    if pairs.empty:
+        raise ValueError("no CXR image was taken during a kept ICU stay; see report: " + json.dumps(report.steps))
+
+    events = load_events(layout, stays.loc[stays["stay_id"].isin(pairs["stay_id"])], cfg, report)
+    wide = events_to_wide(events[["stay_id", "charttime", "variable", "clean_value"]], by="stay_id")
+    pairs, values, columns = discretize_windows(pairs, wide, cfg, report)
+
+    image_paths = [Path(cfg.mimic_cxr) / p for p in pairs["image_path"]]
+    ok, failures = build_image_cache(image_paths, out, cfg.image_cache_size)
+    for failure in failures:
+        report.drop(f"pair: {failure['reason'].split(':')[0]}", 1, [failure["path"]])
+    report.info["image_failures"] = failures
+    pairs = pairs.loc[ok].reset_index(drop=True)
+    values = [v for v, keep in zip(values, ok) if keep]
+    pairs["cache_index"] = np.arange(len(pairs))
+    report.step("pairs with a readable image", len(pairs), patients=int(pairs["subject_id"].nunique()))
+
+    pairs["split"] = patient_split(pairs["subject_id"], cfg.split_fractions, cfg.seed)
+    for split in ("train", "val", "test"):
+        part = pairs[pairs["split"] == split]
+        report.step(f"pairs in {split}", len(part), patients=int(part["subject_id"].nunique()))
+
+    study_labels = raw_labels.set_index("study_id").loc[pairs["study_id"], list(LABELS_CHEXPERT14)]
+    study_labels.index = pairs.index
+    applied = mimic_cxr.apply_label_policy(study_labels, cfg.uncertain_policy, cfg.blank_policy)
+    pairs = pd.concat([pairs, applied], axis=1)
+
+    train_values = [v for v, s in zip(values, pairs["split"]) if s == "train"]
+    normalizer = Normalizer.fit(train_values, columns)
+    normalizer.save(out / "normalizer.json")
+    np.save(out / "ehr_values.npy", pad_episodes(values, len(columns)))
+    write_json_atomic(out / "ehr_columns.json", columns)
+    keep_cols = [
+        "subject_id", "hadm_id", "stay_id", "study_id", "dicom_id", "ViewPosition", "study_datetime",
+        "intime", "outtime", "window_start", "window_hours", "n_bins", "image_path", "cache_index", "split",
+        *LABELS_CHEXPERT14,
+    ]
+    pairs[keep_cols].to_parquet(out / "pairs.parquet", index=False)
+    study_labels.assign(dicom_id=pairs["dicom_id"].to_numpy()).to_parquet(out / "labels_raw.parquet", index=False)
+
+    report.info["label_prevalence"] = label_prevalence(pairs)
+    report.info["label_policy"] = {"uncertain": cfg.uncertain_policy, "blank": cfg.blank_policy}
+    report.info["ehr"] = {
+        "compat": cfg.compat, "timestep": cfg.timestep, "window_hours": cfg.window_hours,
+        "impute_strategy": cfg.impute_strategy, "n_features": len(columns),
+        "max_bins": int(pairs["n_bins"].max()),
+    }
+    result = report.to_dict()
+    write_json_atomic(out / "report.json", result)
+    (out / "report.md").write_text(report.to_markdown())
+    return result

@@ -1,0 +1,43 @@
+"""Config dataclasses: unknown or mistyped parameters fail fast; CLI flags equal the field names."""
+
+import dataclasses
+
+import pytest
+
+from medcam_lab.cli import COMMANDS, build_parser
+from medcam_lab.config import AlignConfig, FinetuneConfig, config_from_dict, config_to_dict
+
+
+def test_unknown_key_is_rejected_with_its_name():
+    with pytest.raises(KeyError, match="lamda_global"):
+        config_from_dict(AlignConfig, {"lamda_global": 1.0})
+
+
+def test_wrong_type_is_rejected():
+    with pytest.raises(TypeError, match="epochs"):
+        config_from_dict(AlignConfig, {"epochs": "ten"})
+
+
+def test_int_promoted_to_float_and_list_to_tuple():
+    cfg = config_from_dict(FinetuneConfig, {"lr_grid": [1, 0.1], "backbone_lr_mult": 1})
+    assert cfg.lr_grid == (1.0, 0.1) and isinstance(cfg.backbone_lr_mult, float)
+
+
+def test_round_trip_through_dict():
+    cfg = AlignConfig(k=5, temperature=0.07)
+    assert config_from_dict(AlignConfig, config_to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_cli_flags_equal_config_fields(command):
+    _, cls, required, _ = COMMANDS[command]
+    parser = build_parser()
+    argv = [command]
+    for name in required:
+        argv += ["--" + name.replace("_", "-"), "x"]
+    args = parser.parse_args(argv)
+    for name in required:
+        assert getattr(args, name) == "x"
+    sub = parser._subparsers._group_actions[0].choices[command]
+    dests = {a.dest for a in sub._actions} - {"help"}
+    assert dests == {f.name for f in dataclasses.fields(cls)}
