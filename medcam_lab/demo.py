@@ -62,7 +62,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         return value
 
     data = out / "data"
-    timed("synth", generate_cohort, data, SynthConfig(n_patients=cfg.patients, seed=cfg.seed))
+    synth_cfg = SynthConfig(n_patients=cfg.patients, seed=cfg.seed, n_ood_patients=max(40, round(0.75 * cfg.patients)))
+    timed("synth", generate_cohort, data, synth_cfg)
     cache = _cache_size(cfg.image_size)
     prep = PrepareConfig(mimic_cxr=str(data / "mimic-cxr-jpg"), mimic_iv=str(data / "mimic-iv"),
                          out=str(out / "cohort"), seed=cfg.seed, image_cache_size=cache)

@@ -68,8 +68,13 @@ class SynthConfig:
             size = getattr(self, name)
             if len(size) != 2 or min(size) < 48:
                 raise ValueError(f"{name} must be (rows, cols) with both >= 48, got {size!r}")
-        for name in ("no_icu_fraction", "second_admission_fraction", "second_stay_fraction",
-                     "odd_size_fraction", "label_noise"):
+        for name in (
+            "no_icu_fraction",
+            "second_admission_fraction",
+            "second_stay_fraction",
+            "odd_size_fraction",
+            "label_noise",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 0.5:
                 raise ValueError(f"{name} must be in [0, 0.5], got {value}")

@@ -24,14 +24,19 @@ def write_csv_gz(frame: pd.DataFrame, path: Path) -> None:
     """gzip CSV with a fixed header (no name, mtime 0), so equal tables give equal files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
-    with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=6) as gz:
+    with (
+        open(path, "wb") as fh,
+        gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=6) as gz,
+    ):
         gz.write(data)
 
 
 def _prepare_out_dir(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / MANIFEST_NAME).exists():
-            raise FileExistsError(f"{out} is not empty and holds no {MANIFEST_NAME}; refusing to write into it")
+            raise FileExistsError(
+                f"{out} is not empty and holds no {MANIFEST_NAME}; refusing to write into it"
+            )
         for name in SUBDIRS:
             shutil.rmtree(out / name, ignore_errors=True)
         (out / MANIFEST_NAME).unlink()
@@ -42,8 +47,12 @@ def _label_counts(chexpert: pd.DataFrame) -> dict[str, dict[str, int]]:
     out = {}
     for label in L.CHEXPERT_LABELS:
         col = chexpert[label]
-        out[label] = {"positive": int((col == 1.0).sum()), "negative": int((col == 0.0).sum()),
-                      "uncertain": int((col == -1.0).sum()), "blank": int(col.isna().sum())}
+        out[label] = {
+            "positive": int((col == 1.0).sum()),
+            "negative": int((col == 0.0).sum()),
+            "uncertain": int((col == -1.0).sum()),
+            "blank": int(col.isna().sum()),
+        }
     return out
 
 
@@ -57,18 +66,27 @@ def _empty_window_defects(
         for s in studies[p.index]:
             if s.location == "icu" and any(im.view in CXR.FRONTAL for im in s.images):
                 by_stay.setdefault(s.stay.stay_id, []).append(s)
-        for stay_id, ss in by_stay.items():
+        for ss in by_stay.values():
             s = ss[0]
             if len(ss) == 1 and s.t_rel >= 6 and s.stay.los_h - s.t_rel >= 12:
                 candidates.append(s)
-    chosen = [candidates[i] for i in sorted(rng.choice(len(candidates), size=min(k, len(candidates)), replace=False))]
-    return [{
-        "subject_id": s.subject_id, "hadm_id": s.stay.hadm_id, "stay_id": s.stay.stay_id, "study_id": s.study_id,
-        "dicom_ids": [im.dicom_id for im in s.images if im.view in CXR.FRONTAL],
-        "study_time": str(IV.fmt_times(np.array([s.time]))[0]),
-        "window_start": str(IV.fmt_times(np.array([s.time - 48 * IV.HOUR]))[0]),
-        "_time": s.time,
-    } for s in chosen]
+    chosen = [
+        candidates[i]
+        for i in sorted(rng.choice(len(candidates), size=min(k, len(candidates)), replace=False))
+    ]
+    return [
+        {
+            "subject_id": s.subject_id,
+            "hadm_id": s.stay.hadm_id,
+            "stay_id": s.stay.stay_id,
+            "study_id": s.study_id,
+            "dicom_ids": [im.dicom_id for im in s.images if im.view in CXR.FRONTAL],
+            "study_time": str(IV.fmt_times(np.array([s.time]))[0]),
+            "window_start": str(IV.fmt_times(np.array([s.time - 48 * IV.HOUR]))[0]),
+            "_time": s.time,
+        }
+        for s in chosen
+    ]
 
 
 def _frontal_in_stay(metadata: pd.DataFrame, icustays: pd.DataFrame) -> tuple[int, int]:
@@ -85,7 +103,7 @@ def _frontal_in_stay(metadata: pd.DataFrame, icustays: pd.DataFrame) -> tuple[in
     return int(frontal["dicom_id"].nunique()), int(inside["study_id"].nunique())
 
 
-def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) -> dict:
+def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) -> dict:  # noqa: B008 (frozen)
     """Write the synthetic cohort under ``out_dir`` and return its manifest.
 
     Layout: ``mimic-iv/`` (v2.2+ hosp/ and icu/ gzip CSVs), ``mimic-cxr-jpg/`` (v2.0.0 metadata,
@@ -102,7 +120,7 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
     """
     out = Path(out_dir)
     _prepare_out_dir(out)
-    iv_root, cxr_root, nih_root = out / "mimic-iv", out / "mimic-cxr-jpg", out / "nih"
+    cxr_root, nih_root = out / "mimic-cxr-jpg", out / "nih"
 
     # skeleton, studies and labels
     patients = IV.draw_patients(config)
@@ -138,20 +156,35 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
             lab = lab[~((lab["hadm_id"] == e["hadm_id"]) & lab["charttime"].between(t0, t1)).fillna(False)]
         chart, lab = chart.reset_index(drop=True), lab.reset_index(drop=True)
         chart, lab, records = IV.inject_event_defects(
-            chart, lab, stays_by_id, drng, {e["stay_id"] for e in empty}, {e["hadm_id"] for e in empty})
+            chart, lab, stays_by_id, drng, {e["stay_id"] for e in empty}, {e["hadm_id"] for e in empty}
+        )
         defects.update(records)
         defects["stay_without_events_48h_before_cxr"] = empty
         # image defects: frontal AP images taken in an ICU stay (so a pairing pipeline meets them)
         skip = {d for e in empty for d in e["dicom_ids"]}
-        pool = [(p, s, im) for p in patients for s in studies[p.index] if s.location == "icu"
-                for im in s.images if im.view == "AP" and im.dicom_id not in skip]
+        pool = [
+            (p, s, im)
+            for p in patients
+            for s in studies[p.index]
+            if s.location == "icu"
+            for im in s.images
+            if im.view == "AP" and im.dicom_id not in skip
+        ]
         picks = drng.choice(len(pool), size=min(5, len(pool)), replace=False)
         for n, j in enumerate(sorted(picks)):
-            p, s, im = pool[j]
+            im = pool[j][2]
             (missing if n < 3 else corrupt).add(im.dicom_id)
-        img_rec = {d: {"dicom_id": im.dicom_id, "study_id": s.study_id, "subject_id": s.subject_id,
-                       "path": f"mimic-cxr-jpg/{im.relpath(s.subject_id, s.study_id)}"}
-                   for p, s, im in pool for d in [im.dicom_id] if d in missing | corrupt}
+        img_rec = {
+            d: {
+                "dicom_id": im.dicom_id,
+                "study_id": s.study_id,
+                "subject_id": s.subject_id,
+                "path": f"mimic-cxr-jpg/{im.relpath(s.subject_id, s.study_id)}",
+            }
+            for _p, s, im in pool
+            for d in [im.dicom_id]
+            if d in missing | corrupt
+        }
         defects["missing_jpg"] = [img_rec[d] for d in sorted(missing)]
         defects["corrupt_jpg"] = [img_rec[d] for d in sorted(corrupt)]
     no_icu = sorted(p.subject_id for p in patients if not p.stays and studies[p.index])
@@ -161,7 +194,8 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
     quirks = {
         "urine_glucose_NEG_rows": int(((lab["itemid"] == 51478) & (lab["value"] == "NEG")).sum()),
         "fio2_charted_as_fraction_rows": int(
-            ((chart["itemid"] == 223835) & (pd.to_numeric(chart["valuenum"], errors="coerce") <= 1)).sum()),
+            ((chart["itemid"] == 223835) & (pd.to_numeric(chart["valuenum"], errors="coerce") <= 1)).sum()
+        ),
         "temperature_fahrenheit_rows": int((chart["itemid"] == 223761).sum()),
         "height_inch_rows": int((chart["itemid"] == 226707).sum()),
         "weight_lbs_rows": int((chart["itemid"] == 226531).sum()),
@@ -172,25 +206,36 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
         "unrelated_lab_item_rows": int(lab["itemid"].isin(IV.UNRELATED_LAB_ITEMIDS).sum()),
         "capillary_refill_rows": int(chart["itemid"].isin(IV.CAPILLARY_REFILL_ITEMIDS).sum()),
         "gcs_verbal_no_response_ett_rows": int((chart["value"] == IV.GCS_VERBAL_ETT).sum()),
-        "admissions_with_two_icu_stays": sorted(a.hadm_id for p in patients for a in p.admissions if len(a.stays) > 1),
-        "stays_changing_careunit": sorted(s.stay_id for p in patients for s in p.stays if s.first_careunit != s.last_careunit),
+        "admissions_with_two_icu_stays": sorted(
+            a.hadm_id for p in patients for a in p.admissions if len(a.stays) > 1
+        ),
+        "stays_changing_careunit": sorted(
+            s.stay_id for p in patients for s in p.stays if s.first_careunit != s.last_careunit
+        ),
         "studies_before_icu_stay": sum(s.location == "pre_icu" for ss in studies.values() for s in ss),
         "studies_after_icu_stay": sum(s.location == "post_icu" for ss in studies.values() for s in ss),
         "studies_with_several_frontal_images": sum(
-            sum(im.view in CXR.FRONTAL for im in s.images) > 1 for ss in studies.values() for s in ss),
+            sum(im.view in CXR.FRONTAL for im in s.images) > 1 for ss in studies.values() for s in ss
+        ),
     }
 
     # tables
     paths = {
-        "patients": "mimic-iv/hosp/patients.csv.gz", "admissions": "mimic-iv/hosp/admissions.csv.gz",
-        "labevents": "mimic-iv/hosp/labevents.csv.gz", "d_labitems": "mimic-iv/hosp/d_labitems.csv.gz",
-        "icustays": "mimic-iv/icu/icustays.csv.gz", "chartevents": "mimic-iv/icu/chartevents.csv.gz",
+        "patients": "mimic-iv/hosp/patients.csv.gz",
+        "admissions": "mimic-iv/hosp/admissions.csv.gz",
+        "labevents": "mimic-iv/hosp/labevents.csv.gz",
+        "d_labitems": "mimic-iv/hosp/d_labitems.csv.gz",
+        "icustays": "mimic-iv/icu/icustays.csv.gz",
+        "chartevents": "mimic-iv/icu/chartevents.csv.gz",
         "d_items": "mimic-iv/icu/d_items.csv.gz",
         "cxr_metadata": "mimic-cxr-jpg/mimic-cxr-2.0.0-metadata.csv.gz",
         "cxr_chexpert": "mimic-cxr-jpg/mimic-cxr-2.0.0-chexpert.csv.gz",
-        "cxr_split": "mimic-cxr-jpg/mimic-cxr-2.0.0-split.csv.gz", "cxr_files": "mimic-cxr-jpg/files",
-        "nih_data_entry": "nih/Data_Entry_2017.csv", "nih_images": "nih/images",
-        "nih_train_val_list": "nih/train_val_list.txt", "nih_test_list": "nih/test_list.txt",
+        "cxr_split": "mimic-cxr-jpg/mimic-cxr-2.0.0-split.csv.gz",
+        "cxr_files": "mimic-cxr-jpg/files",
+        "nih_data_entry": "nih/Data_Entry_2017.csv",
+        "nih_images": "nih/images",
+        "nih_train_val_list": "nih/train_val_list.txt",
+        "nih_test_list": "nih/test_list.txt",
         "truth_studies": "synth_truth/studies.csv.gz",
     }
     roots = {"mimic_iv": "mimic-iv", "mimic_cxr": "mimic-cxr-jpg", "nih": "nih"}
@@ -199,10 +244,16 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
     metadata = CXR.metadata_frame(patients, studies)
     chexpert = CXR.chexpert_frame(studies)
     tables = {
-        "patients": IV.patients_frame(patients), "admissions": IV.admissions_frame(patients),
-        "labevents": lab_out, "d_labitems": IV.d_labitems_frame(), "icustays": icustays,
-        "chartevents": chart_out, "d_items": IV.d_items_frame(), "cxr_metadata": metadata,
-        "cxr_chexpert": chexpert, "cxr_split": CXR.split_frame(patients, metadata),
+        "patients": IV.patients_frame(patients),
+        "admissions": IV.admissions_frame(patients),
+        "labevents": lab_out,
+        "d_labitems": IV.d_labitems_frame(),
+        "icustays": icustays,
+        "chartevents": chart_out,
+        "d_items": IV.d_items_frame(),
+        "cxr_metadata": metadata,
+        "cxr_chexpert": chexpert,
+        "cxr_split": CXR.split_frame(patients, metadata),
     }
     if config.write_truth:
         tables["truth_studies"] = CXR.truth_frame(studies)
@@ -211,7 +262,9 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
     for key, frame in tables.items():
         write_csv_gz(frame, out / paths[key])
 
-    n_written = CXR.write_images(cxr_root, patients, studies, config, missing, corrupt) if config.write_images else 0
+    n_written = (
+        CXR.write_images(cxr_root, patients, studies, config, missing, corrupt) if config.write_images else 0
+    )
     nih_counts = generate_nih(nih_root, config) if config.n_ood_patients > 0 else {"images": 0}
     if config.n_ood_patients == 0:
         for key in ("nih_data_entry", "nih_images", "nih_train_val_list", "nih_test_list"):

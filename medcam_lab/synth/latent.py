@@ -76,8 +76,13 @@ UNCERTAIN_THRESHOLD = 0.2
 """Between this and :data:`POSITIVE_THRESHOLD` the report is mostly uncertain (-1.0)."""
 
 EXPLICIT_NEGATIVE: dict[str, float] = {
-    "Pneumothorax": 0.35, "Pleural Effusion": 0.3, "Consolidation": 0.25, "Edema": 0.2, "Pneumonia": 0.15,
-    "Cardiomegaly": 0.1, "Support Devices": 0.02,
+    "Pneumothorax": 0.35,
+    "Pleural Effusion": 0.3,
+    "Consolidation": 0.25,
+    "Edema": 0.2,
+    "Pneumonia": 0.15,
+    "Cardiomegaly": 0.1,
+    "Support Devices": 0.02,
 }
 """Probability that an absent finding is written as an explicit 0.0 (else blank); others 0.05."""
 
@@ -105,7 +110,7 @@ EHR_EFFECTS: dict[str, dict[str, float]] = {
 }
 """Shift of each EHR variable per unit of condition severity (at ``ehr_gain=1``).
 
-Trauma effects are acute (x exp(-h/60) with h the hours since the injury), pneumothorax effects peak at
+Trauma effects are acute (x exp(-h/72) with h the hours since the injury), pneumothorax effects peak at
 onset (x (0.4 + 0.6 exp(-h/24))). Units: bpm, mmHg, breaths/min, %, degrees C, mg/dL, pH units, kg,
 FiO2 fraction, GCS points, K/uL, mg/dL, g/dL, mEq/L, mmHg.
 """
@@ -177,9 +182,18 @@ def draw_chronic(rng: np.random.Generator, age: int, male: bool) -> Chronic:
         "cvp": rng.normal(8, 2),
     }
     return Chronic(
-        age=age, male=male, weight_kg=float(weight), height_cm=float(height), body_width=body_width,
-        heart_size=float(rng.normal(1.0, 0.06)), chronic_cardiomegaly=chronic_card, lesion=lesion,
-        pleural=pleural, diabetic=diabetic, copd=copd, beta_blocker=beta,
+        age=age,
+        male=male,
+        weight_kg=float(weight),
+        height_cm=float(height),
+        body_width=body_width,
+        heart_size=float(rng.normal(1.0, 0.06)),
+        chronic_cardiomegaly=chronic_card,
+        lesion=lesion,
+        pleural=pleural,
+        diabetic=diabetic,
+        copd=copd,
+        beta_blocker=beta,
         baseline={k: float(v) for k, v in base.items()},
     )
 
@@ -235,7 +249,7 @@ class StayLatent:
         if self.ward:
             return sev
         tr, ptx = C["trauma"], C["pneumothorax"]
-        sev[:, tr] *= np.exp(-_clip(t - self.t_on[tr], 0, None) / 60.0)
+        sev[:, tr] *= np.exp(-_clip(t - self.t_on[tr], 0, None) / 72.0)
         sev[:, ptx] *= 0.4 + 0.6 * np.exp(-_clip(t - self.t_on[ptx], 0, None) / 24.0)
         return sev
 
@@ -261,7 +275,9 @@ class StayLatent:
         }
 
 
-def draw_stay(rng: np.random.Generator, chronic: Chronic, los_h: float, acuity: float | None = None) -> StayLatent:
+def draw_stay(
+    rng: np.random.Generator, chronic: Chronic, los_h: float, acuity: float | None = None
+) -> StayLatent:
     """Draw the conditions of one ICU stay (correlated through a shared acuity and age)."""
     a = rng.normal() if acuity is None else acuity
     age = chronic.age
@@ -276,7 +292,7 @@ def draw_stay(rng: np.random.Generator, chronic: Chronic, los_h: float, acuity: 
     fluid = rng.random() < _sigmoid(-0.8 + 0.5 * a + 0.035 * (age - 60) - 1.5 * trauma)
     infection = rng.random() < _sigmoid(-0.7 + 0.6 * a)
     resp = rng.random() < _sigmoid(-1.25 + 0.9 * a + 0.8 * infection + 0.5 * fluid + 0.8 * trauma)
-    ptx = rng.random() < _sigmoid(-2.8 + 1.8 * trauma + 0.8 * resp)
+    ptx = rng.random() < _sigmoid(-2.5 + 1.8 * trauma + 0.8 * resp)
 
     if fluid:
         i = C["fluid_overload"]
@@ -294,7 +310,7 @@ def draw_stay(rng: np.random.Generator, chronic: Chronic, los_h: float, acuity: 
     if trauma:
         i = C["trauma"]
         level[i] = sev()
-        t_on[i] = rng.uniform(-24, -2)
+        t_on[i] = rng.uniform(-36, -24.5)  # before any pre-ICU film (those are at most 24 h before intime)
     if ptx:
         i = C["pneumothorax"]
         level[i] = sev()
@@ -302,10 +318,20 @@ def draw_stay(rng: np.random.Generator, chronic: Chronic, los_h: float, acuity: 
     level[C["lesion"]] = chronic.lesion
     level[C["pleural"]] = chronic.pleural
     t_on[C["lesion"]] = t_on[C["pleural"]] = -1e6
-    cl_on = rng.uniform(-12, 24) if rng.random() < _sigmoid(-0.4 + 0.8 * a + 1.0 * resp + 0.5 * infection) else np.inf
+    cl_on = (
+        rng.uniform(-12, 24)
+        if rng.random() < _sigmoid(-0.4 + 0.8 * a + 1.0 * resp + 0.5 * infection)
+        else np.inf
+    )
     return StayLatent(
-        los_h=los_h, level=level, slope=slope, t_on=t_on, t_off=t_off, chronic=chronic,
-        ng_with_ett=bool(rng.random() < 0.8), central_line_on=float(cl_on),
+        los_h=los_h,
+        level=level,
+        slope=slope,
+        t_on=t_on,
+        t_off=t_off,
+        chronic=chronic,
+        ng_with_ett=bool(rng.random() < 0.8),
+        central_line_on=float(cl_on),
     )
 
 
@@ -321,8 +347,15 @@ def draw_ward(rng: np.random.Generator, chronic: Chronic) -> StayLatent:
     level[C["lesion"]] = chronic.lesion
     level[C["pleural"]] = chronic.pleural
     n = len(CONDITIONS)
-    return StayLatent(los_h=0.0, level=level, slope=np.zeros(n), t_on=np.full(n, -1e6),
-                      t_off=np.full(n, np.inf), chronic=chronic, ward=True)
+    return StayLatent(
+        los_h=0.0,
+        level=level,
+        slope=np.zeros(n),
+        t_on=np.full(n, -1e6),
+        t_off=np.full(n, np.inf),
+        chronic=chronic,
+        ward=True,
+    )
 
 
 def findings(severity: np.ndarray, chronic: Chronic) -> np.ndarray:
@@ -337,7 +370,9 @@ def ehr_shift(severity: np.ndarray, gain: float) -> np.ndarray:
     return gain * (np.asarray(severity) @ _E.T)
 
 
-def report_labels(rng: np.random.Generator, intensity: np.ndarray, has_device: bool, noise: float) -> dict[str, float]:
+def report_labels(
+    rng: np.random.Generator, intensity: np.ndarray, has_device: bool, noise: float
+) -> dict[str, float]:
     """Noisy study-level CheXpert labels (1.0 / 0.0 / -1.0 / NaN = blank) from finding intensities.
 
     A finding read (intensity + N(0, 0.06)) above 0.35 is positive; 0.2-0.35 is mostly uncertain
@@ -376,13 +411,33 @@ def report_labels(rng: np.random.Generator, intensity: np.ndarray, has_device: b
 # NIH (out-of-distribution) conditions
 
 NIH_LABELS: tuple[str, ...] = (
-    "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis", "Hernia",
-    "Infiltration", "Mass", "Nodule", "Pleural_Thickening", "Pneumonia", "Pneumothorax",
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Effusion",
+    "Emphysema",
+    "Fibrosis",
+    "Hernia",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pleural_Thickening",
+    "Pneumonia",
+    "Pneumothorax",
 )
 
 NIH_CONDITIONS: dict[str, float] = {
-    "fluid_overload": 0.10, "infection": 0.16, "collapse": 0.12, "pneumothorax": 0.06, "nodule": 0.08,
-    "mass": 0.06, "pleural": 0.06, "emphysema": 0.06, "fibrosis": 0.05, "hernia": 0.04,
+    "fluid_overload": 0.10,
+    "infection": 0.16,
+    "collapse": 0.12,
+    "pneumothorax": 0.06,
+    "nodule": 0.08,
+    "mass": 0.06,
+    "pleural": 0.06,
+    "emphysema": 0.06,
+    "fibrosis": 0.05,
+    "hernia": 0.04,
 }
 """Patient-level prevalence of each NIH condition (different from the MIMIC ICU cohort)."""
 
@@ -418,14 +473,25 @@ def nih_render_findings(sev: dict[str, float]) -> dict[str, float]:
 
 
 _NIH_FROM_RENDER = {
-    "Atelectasis": "atelectasis", "Cardiomegaly": "cardiomegaly", "Consolidation": "consolidation",
-    "Edema": "edema", "Effusion": "effusion", "Emphysema": "emphysema", "Fibrosis": "fibrosis",
-    "Hernia": "hernia", "Infiltration": "infiltration", "Mass": "mass", "Nodule": "nodule",
-    "Pleural_Thickening": "pleural", "Pneumothorax": "pneumothorax",
+    "Atelectasis": "atelectasis",
+    "Cardiomegaly": "cardiomegaly",
+    "Consolidation": "consolidation",
+    "Edema": "edema",
+    "Effusion": "effusion",
+    "Emphysema": "emphysema",
+    "Fibrosis": "fibrosis",
+    "Hernia": "hernia",
+    "Infiltration": "infiltration",
+    "Mass": "mass",
+    "Nodule": "nodule",
+    "Pleural_Thickening": "pleural",
+    "Pneumothorax": "pneumothorax",
 }
 
 
-def nih_labels(rng: np.random.Generator, render: dict[str, float], infection: float, noise: float) -> list[str]:
+def nih_labels(
+    rng: np.random.Generator, render: dict[str, float], infection: float, noise: float
+) -> list[str]:
     """NIH finding tokens (no uncertain labels): intensity + N(0, 0.06) above 0.35, then flips (as MIMIC)."""
     tokens = []
     for name in NIH_LABELS:

@@ -21,18 +21,41 @@ from medcam_lab.synth import render as R
 from medcam_lab.synth.config import SynthConfig
 from medcam_lab.synth.mimic_iv import HOUR, Patient, Stay, patient_rng
 
-METADATA_COLUMNS = ["dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition",
-                    "Rows", "Columns", "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning",
-                    "ViewCodeSequence_CodeMeaning", "PatientOrientationCodeSequence_CodeMeaning"]
+METADATA_COLUMNS = [
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "PerformedProcedureStepDescription",
+    "ViewPosition",
+    "Rows",
+    "Columns",
+    "StudyDate",
+    "StudyTime",
+    "ProcedureCodeSequence_CodeMeaning",
+    "ViewCodeSequence_CodeMeaning",
+    "PatientOrientationCodeSequence_CodeMeaning",
+]
 CHEXPERT_COLUMNS = ["subject_id", "study_id", *L.CHEXPERT_LABELS]
 SPLIT_COLUMNS = ["dicom_id", "study_id", "subject_id", "split"]
-VIEW_MEANING = {"AP": "antero-posterior", "PA": "postero-anterior", "LATERAL": "lateral", "LL": "left lateral"}
+VIEW_MEANING = {
+    "AP": "antero-posterior",
+    "PA": "postero-anterior",
+    "LATERAL": "lateral",
+    "LL": "left lateral",
+}
 FRONTAL = ("AP", "PA")
 
 RENDER_FROM_FINDING = {
-    "cardiomegaly": "Cardiomegaly", "mediastinum": "Enlarged Cardiomediastinum", "edema": "Edema",
-    "effusion": "Pleural Effusion", "consolidation": "Consolidation", "atelectasis": "Atelectasis",
-    "pneumothorax": "Pneumothorax", "fracture": "Fracture", "nodule": "Lung Lesion", "pleural": "Pleural Other",
+    "cardiomegaly": "Cardiomegaly",
+    "mediastinum": "Enlarged Cardiomediastinum",
+    "edema": "Edema",
+    "effusion": "Pleural Effusion",
+    "consolidation": "Consolidation",
+    "atelectasis": "Atelectasis",
+    "pneumothorax": "Pneumothorax",
+    "fracture": "Fracture",
+    "nodule": "Lung Lesion",
+    "pleural": "Pleural Other",
 }
 """Renderer pattern <- CheXpert finding whose intensity drives it (Lung Opacity and Pneumonia have no own
 pattern: they are read from the consolidation / edema / collapse patterns)."""
@@ -40,6 +63,8 @@ pattern: they are read from the consolidation / edema / collapse patterns)."""
 
 @dataclass
 class CxrImage:
+    """One image of a study (its nuisance is drawn when the study is planned)."""
+
     dicom_id: str
     view: str
     rows: int
@@ -52,6 +77,8 @@ class CxrImage:
 
 @dataclass
 class Study:
+    """One chest X-ray study: when, where (relative to the ICU stay), latent state, labels, images."""
+
     study_id: int
     subject_id: int
     time: int  # seconds (shifted dates)
@@ -92,10 +119,19 @@ def draw_studies(config: SynthConfig, patient: Patient, used_study_ids: set[int]
                 plans.append((int(rng.uniform(t0, stay.intime - 0.25 * HOUR)), "pre_icu", stay, adm.hadm_id))
             latest = adm.stays[k + 1].intime if k + 1 < len(adm.stays) else adm.dischtime
             if rng.random() < 0.3 and latest - stay.outtime > 8 * HOUR:
-                plans.append((int(rng.uniform(stay.outtime + 4 * HOUR, latest - 2 * HOUR)), "post_icu", stay, adm.hadm_id))
+                plans.append(
+                    (
+                        int(rng.uniform(stay.outtime + 4 * HOUR, latest - 2 * HOUR)),
+                        "post_icu",
+                        stay,
+                        adm.hadm_id,
+                    )
+                )
         if not adm.stays:
             for _ in range(int(rng.integers(1, 3))):
-                plans.append((int(rng.uniform(adm.admittime + HOUR, adm.dischtime - HOUR)), "ward", None, adm.hadm_id))
+                plans.append(
+                    (int(rng.uniform(adm.admittime + HOUR, adm.dischtime - HOUR)), "ward", None, adm.hadm_id)
+                )
     if not patient.admissions:
         start = int(np.datetime64(f"{patient.anchor_year:04d}-01-01T00:00:00", "s").astype(np.int64))
         for _ in range(int(rng.integers(1, 4))):
@@ -125,7 +161,9 @@ def draw_studies(config: SynthConfig, patient: Patient, used_study_ids: set[int]
         views = [frontal]
         if frontal == "AP" and rng.random() < 0.06:
             views.append("AP")  # a repeated frontal film in the same study
-        if rng.random() < (0.6 if frontal == "PA" and icu else (0.85 if frontal == "PA" else (0.05 if icu else 0.1))):
+        if rng.random() < (
+            0.6 if frontal == "PA" and icu else (0.85 if frontal == "PA" else (0.05 if icu else 0.1))
+        ):
             views.append("LL" if rng.random() < 0.3 else "LATERAL")
         if frontal == "AP":
             description = "CHEST (PORTABLE AP)" if icu or rng.random() < 0.6 else "CHEST (SINGLE VIEW)"
@@ -135,15 +173,29 @@ def draw_studies(config: SynthConfig, patient: Patient, used_study_ids: set[int]
             description = None
         style = int(rng.choice(4, p=[0.35, 0.3, 0.25, 0.1] if frontal == "AP" else [0.35, 0.1, 0.15, 0.4]))
         millis = 0 if rng.random() < 0.15 else int(rng.integers(1, 1000))
-        study = Study(study_id=study_id, subject_id=patient.subject_id, time=time, millis=millis, location=location,
-                      stay=stay, hadm_id=hadm_id, t_rel=t_rel, severity=sev, intensity=intensity, devices=devices,
-                      labels=labels, description=description)
+        study = Study(
+            study_id=study_id,
+            subject_id=patient.subject_id,
+            time=time,
+            millis=millis,
+            location=location,
+            stay=stay,
+            hadm_id=hadm_id,
+            t_rel=t_rel,
+            severity=sev,
+            intensity=intensity,
+            devices=devices,
+            labels=labels,
+            description=description,
+        )
         for view in views:
             rows, cols = config.image_size
             if rng.random() < config.odd_size_fraction:
                 rows, cols = (cols, rows) if rng.random() < 0.5 else (rows, rows)
             nz = R.draw_nuisance(rng, style, portable=view == "AP" and description == "CHEST (PORTABLE AP)")
-            study.images.append(CxrImage(dicom_id=_dicom_id(rng), view=view, rows=rows, cols=cols, nuisance=nz))
+            study.images.append(
+                CxrImage(dicom_id=_dicom_id(rng), view=view, rows=rows, cols=cols, nuisance=nz)
+            )
         studies.append(study)
     return studies
 
@@ -154,12 +206,14 @@ def render_study_image(patient: Patient, study: Study, image: CxrImage, gain: fl
     layout = study.stay.layout if study.stay is not None else patient.ward_layout
     size = (image.rows, image.cols)
     if image.view in FRONTAL:
-        return R.render_frontal(size, patient.anatomy, layout, f, study.devices, image.nuisance, gain,
-                                ap=image.view == "AP")
+        return R.render_frontal(
+            size, patient.anatomy, layout, f, study.devices, image.nuisance, gain, ap=image.view == "AP"
+        )
     return R.render_lateral(size, patient.anatomy, f, study.devices, image.nuisance, gain)
 
 
 def jpeg_bytes(pixels: np.ndarray, quality: int) -> bytes:
+    """Encode 8-bit grayscale pixels as JPEG."""
     buf = io.BytesIO()
     PILImage.fromarray(pixels).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -174,34 +228,51 @@ def study_time_fields(time: int, millis: int) -> tuple[int, float]:
 
 
 def metadata_frame(patients: list[Patient], studies: dict[int, list[Study]]) -> pd.DataFrame:
+    """``mimic-cxr-2.0.0-metadata`` (official column order), one row per image."""
     rows = []
     for p in patients:
         for s in studies[p.index]:
             date, tm = study_time_fields(s.time, s.millis)
             for im in s.images:
                 if im.view == "AP":
-                    orient = ("Recumbent", "Erect", None)[int(np.searchsorted([0.7, 0.9], (s.millis % 100) / 100))]
+                    orient = ("Recumbent", "Erect", None)[
+                        int(np.searchsorted([0.7, 0.9], (s.millis % 100) / 100))
+                    ]
                 else:
                     orient = "Erect" if s.millis % 20 else None
-                rows.append({
-                    "dicom_id": im.dicom_id, "subject_id": s.subject_id, "study_id": s.study_id,
-                    "PerformedProcedureStepDescription": s.description, "ViewPosition": im.view,
-                    "Rows": im.rows, "Columns": im.cols, "StudyDate": date, "StudyTime": tm,
-                    "ProcedureCodeSequence_CodeMeaning": s.description,
-                    "ViewCodeSequence_CodeMeaning": VIEW_MEANING[im.view],
-                    "PatientOrientationCodeSequence_CodeMeaning": orient,
-                })
+                rows.append(
+                    {
+                        "dicom_id": im.dicom_id,
+                        "subject_id": s.subject_id,
+                        "study_id": s.study_id,
+                        "PerformedProcedureStepDescription": s.description,
+                        "ViewPosition": im.view,
+                        "Rows": im.rows,
+                        "Columns": im.cols,
+                        "StudyDate": date,
+                        "StudyTime": tm,
+                        "ProcedureCodeSequence_CodeMeaning": s.description,
+                        "ViewCodeSequence_CodeMeaning": VIEW_MEANING[im.view],
+                        "PatientOrientationCodeSequence_CodeMeaning": orient,
+                    }
+                )
     frame = pd.DataFrame(rows, columns=METADATA_COLUMNS)
     return frame.sort_values(["subject_id", "study_id", "dicom_id"], kind="stable").reset_index(drop=True)
 
 
 def chexpert_frame(studies: dict[int, list[Study]]) -> pd.DataFrame:
-    rows = [{"subject_id": s.subject_id, "study_id": s.study_id, **s.labels} for ss in studies.values() for s in ss]
+    """``mimic-cxr-2.0.0-chexpert``: one row per study, the 14 labels in official order."""
+    rows = [
+        {"subject_id": s.subject_id, "study_id": s.study_id, **s.labels}
+        for ss in studies.values()
+        for s in ss
+    ]
     frame = pd.DataFrame(rows, columns=CHEXPERT_COLUMNS)
     return frame.sort_values(["subject_id", "study_id"], kind="stable").reset_index(drop=True)
 
 
 def split_frame(patients: list[Patient], metadata: pd.DataFrame) -> pd.DataFrame:
+    """``mimic-cxr-2.0.0-split``: one row per image, the patient's split."""
     split = {p.subject_id: p.split for p in patients}
     frame = metadata[["dicom_id", "study_id", "subject_id"]].copy()
     frame["split"] = frame["subject_id"].map(split)
@@ -213,9 +284,14 @@ def truth_frame(studies: dict[int, list[Study]]) -> pd.DataFrame:
     rows = []
     for ss in studies.values():
         for s in ss:
-            row = {"subject_id": s.subject_id, "study_id": s.study_id, "location": s.location,
-                   "stay_id": s.stay.stay_id if s.stay is not None else None, "hadm_id": s.hadm_id,
-                   "hours_since_intime": None if s.t_rel is None else round(s.t_rel, 3)}
+            row = {
+                "subject_id": s.subject_id,
+                "study_id": s.study_id,
+                "location": s.location,
+                "stay_id": s.stay.stay_id if s.stay is not None else None,
+                "hadm_id": s.hadm_id,
+                "hours_since_intime": None if s.t_rel is None else round(s.t_rel, 3),
+            }
             row.update({f"sev_{c}": round(float(v), 4) for c, v in zip(L.CONDITIONS, s.severity)})
             row.update({f"find_{f}": round(float(v), 4) for f, v in zip(L.FINDINGS, s.intensity)})
             row.update({f"device_{k}": int(v) for k, v in s.devices.items()})
@@ -226,8 +302,14 @@ def truth_frame(studies: dict[int, list[Study]]) -> pd.DataFrame:
     return frame.sort_values(["subject_id", "study_id"], kind="stable").reset_index(drop=True)
 
 
-def write_images(root: Path, patients: list[Patient], studies: dict[int, list[Study]], config: SynthConfig,
-                 missing: set[str], corrupt: set[str]) -> int:
+def write_images(
+    root: Path,
+    patients: list[Patient],
+    studies: dict[int, list[Study]],
+    config: SynthConfig,
+    missing: set[str],
+    corrupt: set[str],
+) -> int:
     """Render and write every JPG (except ``missing``; ``corrupt`` ones are truncated). Returns files written."""
     written = 0
     made: set[Path] = set()

@@ -35,17 +35,29 @@ class ChartItem(NamedTuple):
 
 CHART_ITEMS: dict[int, ChartItem] = {
     220045: ChartItem("Heart Rate", "HR", "Routine Vital Signs", "bpm", "Numeric", 0),
-    220050: ChartItem("Arterial Blood Pressure systolic", "ABPs", "Routine Vital Signs", "mmHg", "Numeric", 0),
-    220051: ChartItem("Arterial Blood Pressure diastolic", "ABPd", "Routine Vital Signs", "mmHg", "Numeric", 0),
+    220050: ChartItem(
+        "Arterial Blood Pressure systolic", "ABPs", "Routine Vital Signs", "mmHg", "Numeric", 0
+    ),
+    220051: ChartItem(
+        "Arterial Blood Pressure diastolic", "ABPd", "Routine Vital Signs", "mmHg", "Numeric", 0
+    ),
     220052: ChartItem("Arterial Blood Pressure mean", "ABPm", "Routine Vital Signs", "mmHg", "Numeric", 0),
-    220179: ChartItem("Non Invasive Blood Pressure systolic", "NBPs", "Routine Vital Signs", "mmHg", "Numeric", 0),
-    220180: ChartItem("Non Invasive Blood Pressure diastolic", "NBPd", "Routine Vital Signs", "mmHg", "Numeric", 0),
-    220181: ChartItem("Non Invasive Blood Pressure mean", "NBPm", "Routine Vital Signs", "mmHg", "Numeric", 0),
+    220179: ChartItem(
+        "Non Invasive Blood Pressure systolic", "NBPs", "Routine Vital Signs", "mmHg", "Numeric", 0
+    ),
+    220180: ChartItem(
+        "Non Invasive Blood Pressure diastolic", "NBPd", "Routine Vital Signs", "mmHg", "Numeric", 0
+    ),
+    220181: ChartItem(
+        "Non Invasive Blood Pressure mean", "NBPm", "Routine Vital Signs", "mmHg", "Numeric", 0
+    ),
     225309: ChartItem("ART BP Systolic", "ART BP Systolic", "Routine Vital Signs", "mmHg", "Numeric", 0),
     225310: ChartItem("ART BP Diastolic", "ART BP Diastolic", "Routine Vital Signs", "mmHg", "Numeric", 0),
     225312: ChartItem("ART BP Mean", "ART BP Mean", "Routine Vital Signs", "mmHg", "Numeric", 0),
     220210: ChartItem("Respiratory Rate", "RR", "Respiratory", "insp/min", "Numeric", 0),
-    224690: ChartItem("Respiratory Rate (Total)", "Respiratory Rate (Total)", "Respiratory", "insp/min", "Numeric", 0),
+    224690: ChartItem(
+        "Respiratory Rate (Total)", "Respiratory Rate (Total)", "Respiratory", "insp/min", "Numeric", 0
+    ),
     220277: ChartItem("O2 saturation pulseoxymetry", "SpO2", "Respiratory", "%", "Numeric", 0),
     223762: ChartItem("Temperature Celsius", "Temperature C", "Routine Vital Signs", "°C", "Numeric", 1),
     223761: ChartItem("Temperature Fahrenheit", "Temperature F", "Routine Vital Signs", "°F", "Numeric", 1),
@@ -58,7 +70,14 @@ CHART_ITEMS: dict[int, ChartItem] = {
     224639: ChartItem("Daily Weight", "Daily Weight", "General", "kg", "Numeric", 1),
     226512: ChartItem("Admission Weight (Kg)", "Admission Weight (Kg)", "General", "kg", "Numeric", 1),
     226531: ChartItem("Admission Weight (lbs.)", "Admission Weight (lbs.)", "General", "lbs", "Numeric", 1),
-    225664: ChartItem("Glucose finger stick (range 70-100)", "Glucose FS (range 70 -100)", "Routine Vital Signs", "mg/dL", "Numeric", 0),
+    225664: ChartItem(
+        "Glucose finger stick (range 70-100)",
+        "Glucose FS (range 70 -100)",
+        "Routine Vital Signs",
+        "mg/dL",
+        "Numeric",
+        0,
+    ),
     220621: ChartItem("Glucose (serum)", "Glucose (serum)", "Labs", "mg/dL", "Numeric", 0),
     226537: ChartItem("Glucose (whole blood)", "Glucose (whole blood)", "Labs", "mg/dL", "Numeric", 0),
     223951: ChartItem("Capillary Refill R", "Capillary Refill R", "Skin - Assessment", "", "Text", -1),
@@ -71,11 +90,24 @@ CHART_ITEMS: dict[int, ChartItem] = {
 """Chart items written to ``icu/chartevents`` (and described in ``icu/d_items``)."""
 
 D_ITEMS_ONLY: dict[int, ChartItem] = {
-    224643: ChartItem("Manual Blood Pressure Diastolic Left", "Manual BPd L", "Routine Vital Signs", "mmHg", "Numeric", 0),
-    224167: ChartItem("Manual Blood Pressure Systolic Left", "Manual BPs L", "Routine Vital Signs", "mmHg", "Numeric", 0),
-    227243: ChartItem("Manual Blood Pressure Systolic Right", "Manual BPs R", "Routine Vital Signs", "mmHg", "Numeric", 0),
+    224643: ChartItem(
+        "Manual Blood Pressure Diastolic Left", "Manual BPd L", "Routine Vital Signs", "mmHg", "Numeric", 0
+    ),
+    224167: ChartItem(
+        "Manual Blood Pressure Systolic Left", "Manual BPs L", "Routine Vital Signs", "mmHg", "Numeric", 0
+    ),
+    227243: ChartItem(
+        "Manual Blood Pressure Systolic Right", "Manual BPs R", "Routine Vital Signs", "mmHg", "Numeric", 0
+    ),
     224322: ChartItem("IABP Mean", "IABP Mean", "Routine Vital Signs", "mmHg", "Numeric", 0),
-    224689: ChartItem("Respiratory Rate (spontaneous)", "Respiratory Rate (spontaneous)", "Respiratory", "insp/min", "Numeric", 0),
+    224689: ChartItem(
+        "Respiratory Rate (spontaneous)",
+        "Respiratory Rate (spontaneous)",
+        "Respiratory",
+        "insp/min",
+        "Numeric",
+        0,
+    ),
     224422: ChartItem("Spont RR", "Spont RR", "Respiratory", "insp/min", "Numeric", 0),
     220227: ChartItem("Arterial O2 Saturation", "Arterial O2 Saturation", "Labs", "%", "Numeric", 0),
     223830: ChartItem("PH (Arterial)", "PH (Arterial)", "Labs", "units", "Numeric", 2),
@@ -113,9 +145,35 @@ LAB_ITEMS: dict[int, LabItem] = {
 """Lab items written to ``hosp/labevents`` (and described in ``hosp/d_labitems``)."""
 
 CHART_ITEMIDS_17: frozenset[int] = frozenset(
-    {220045, 220050, 220051, 220052, 220179, 220180, 220181, 225309, 225310, 225312, 220210, 224690, 220277,
-     223762, 223761, 223835, 220739, 223900, 223901, 226707, 226730, 224639, 226512, 226531, 225664, 220621,
-     226537}
+    {
+        220045,
+        220050,
+        220051,
+        220052,
+        220179,
+        220180,
+        220181,
+        225309,
+        225310,
+        225312,
+        220210,
+        224690,
+        220277,
+        223762,
+        223761,
+        223835,
+        220739,
+        223900,
+        223901,
+        226707,
+        226730,
+        224639,
+        226512,
+        226531,
+        225664,
+        220621,
+        226537,
+    }
 )
 """Chart items of the 17 channels that this cohort charts."""
 CAPILLARY_REFILL_ITEMIDS: frozenset[int] = frozenset({223951, 224308})
@@ -124,33 +182,142 @@ LAB_ITEMIDS_17: frozenset[int] = frozenset({50931, 50809, 51478, 50820, 51491, 5
 UNRELATED_LAB_ITEMIDS: frozenset[int] = frozenset({50813, 50912, 50983, 51301, 51222})
 
 GCS_EYE = {4: "Spontaneously", 3: "To Speech", 2: "To Pain", 1: "None"}
-GCS_VERBAL = {5: "Oriented", 4: "Confused", 3: "Inappropriate Words", 2: "Incomprehensible sounds", 1: "No Response"}
+GCS_VERBAL = {
+    5: "Oriented",
+    4: "Confused",
+    3: "Inappropriate Words",
+    2: "Incomprehensible sounds",
+    1: "No Response",
+}
 GCS_VERBAL_ETT = "No Response-ETT"  # charted while intubated; valuenum 1
-GCS_MOTOR = {6: "Obeys Commands", 5: "Localizes Pain", 4: "Flex-withdraws", 3: "Abnormal Flexion",
-             2: "Abnormal extension", 1: "No response"}
+GCS_MOTOR = {
+    6: "Obeys Commands",
+    5: "Localizes Pain",
+    4: "Flex-withdraws",
+    3: "Abnormal Flexion",
+    2: "Abnormal extension",
+    1: "No response",
+}
 CAP_REFILL = ("Normal <3 Seconds", "Abnormal >3 Seconds")
 
-CHARTEVENTS_COLUMNS = ["subject_id", "hadm_id", "stay_id", "caregiver_id", "charttime", "storetime", "itemid",
-                       "value", "valuenum", "valueuom", "warning"]
-LABEVENTS_COLUMNS = ["labevent_id", "subject_id", "hadm_id", "specimen_id", "itemid", "order_provider_id",
-                     "charttime", "storetime", "value", "valuenum", "valueuom", "ref_range_lower",
-                     "ref_range_upper", "flag", "priority", "comments"]
+CHARTEVENTS_COLUMNS = [
+    "subject_id",
+    "hadm_id",
+    "stay_id",
+    "caregiver_id",
+    "charttime",
+    "storetime",
+    "itemid",
+    "value",
+    "valuenum",
+    "valueuom",
+    "warning",
+]
+LABEVENTS_COLUMNS = [
+    "labevent_id",
+    "subject_id",
+    "hadm_id",
+    "specimen_id",
+    "itemid",
+    "order_provider_id",
+    "charttime",
+    "storetime",
+    "value",
+    "valuenum",
+    "valueuom",
+    "ref_range_lower",
+    "ref_range_upper",
+    "flag",
+    "priority",
+    "comments",
+]
 PATIENTS_COLUMNS = ["subject_id", "gender", "anchor_age", "anchor_year", "anchor_year_group", "dod"]
-ADMISSIONS_COLUMNS = ["subject_id", "hadm_id", "admittime", "dischtime", "deathtime", "admission_type",
-                      "admit_provider_id", "admission_location", "discharge_location", "insurance", "language",
-                      "marital_status", "race", "edregtime", "edouttime", "hospital_expire_flag"]
-ICUSTAYS_COLUMNS = ["subject_id", "hadm_id", "stay_id", "first_careunit", "last_careunit", "intime", "outtime", "los"]
-D_ITEMS_COLUMNS = ["itemid", "label", "abbreviation", "linksto", "category", "unitname", "param_type",
-                   "lownormalvalue", "highnormalvalue"]
+ADMISSIONS_COLUMNS = [
+    "subject_id",
+    "hadm_id",
+    "admittime",
+    "dischtime",
+    "deathtime",
+    "admission_type",
+    "admit_provider_id",
+    "admission_location",
+    "discharge_location",
+    "insurance",
+    "language",
+    "marital_status",
+    "race",
+    "edregtime",
+    "edouttime",
+    "hospital_expire_flag",
+]
+ICUSTAYS_COLUMNS = [
+    "subject_id",
+    "hadm_id",
+    "stay_id",
+    "first_careunit",
+    "last_careunit",
+    "intime",
+    "outtime",
+    "los",
+]
+D_ITEMS_COLUMNS = [
+    "itemid",
+    "label",
+    "abbreviation",
+    "linksto",
+    "category",
+    "unitname",
+    "param_type",
+    "lownormalvalue",
+    "highnormalvalue",
+]
 D_LABITEMS_COLUMNS = ["itemid", "label", "fluid", "category"]
 
 # AR(1) noise: stationary std per EHR variable (hourly, phi = 0.9) and white measurement noise
-_AR_STD = {"hr": 7, "sbp": 9, "dbp": 6, "rr": 2.2, "spo2": 1.1, "temp": 0.28, "glucose": 18, "ph": 0.025,
-           "weight": 0.6, "fio2": 0.04, "gcs_eye": 0.35, "gcs_verbal": 0.35, "gcs_motor": 0.3, "cap_refill": 0.05,
-           "lactate": 0.3, "wbc": 1.2, "creatinine": 0.08, "hgb": 0.4, "sodium": 1.5, "cvp": 2.0}
-_WHITE_STD = {"hr": 2, "sbp": 4, "dbp": 3, "rr": 1.2, "spo2": 0.7, "temp": 0.12, "glucose": 7, "ph": 0.01,
-              "weight": 0.3, "fio2": 0.0, "gcs_eye": 0.2, "gcs_verbal": 0.2, "gcs_motor": 0.2, "cap_refill": 0.0,
-              "lactate": 0.15, "wbc": 0.4, "creatinine": 0.04, "hgb": 0.2, "sodium": 1.0, "cvp": 1.0}
+_AR_STD = {
+    "hr": 7,
+    "sbp": 9,
+    "dbp": 6,
+    "rr": 2.2,
+    "spo2": 1.1,
+    "temp": 0.28,
+    "glucose": 18,
+    "ph": 0.025,
+    "weight": 0.6,
+    "fio2": 0.04,
+    "gcs_eye": 0.35,
+    "gcs_verbal": 0.35,
+    "gcs_motor": 0.3,
+    "cap_refill": 0.05,
+    "lactate": 0.3,
+    "wbc": 1.2,
+    "creatinine": 0.08,
+    "hgb": 0.4,
+    "sodium": 1.5,
+    "cvp": 2.0,
+}
+_WHITE_STD = {
+    "hr": 2,
+    "sbp": 4,
+    "dbp": 3,
+    "rr": 1.2,
+    "spo2": 0.7,
+    "temp": 0.12,
+    "glucose": 7,
+    "ph": 0.01,
+    "weight": 0.3,
+    "fio2": 0.0,
+    "gcs_eye": 0.2,
+    "gcs_verbal": 0.2,
+    "gcs_motor": 0.2,
+    "cap_refill": 0.0,
+    "lactate": 0.15,
+    "wbc": 0.4,
+    "creatinine": 0.04,
+    "hgb": 0.2,
+    "sodium": 1.0,
+    "cvp": 1.0,
+}
 _V = {name: i for i, name in enumerate(L.EHR_VARIABLES)}
 
 YEAR_GROUPS = ("2008 - 2010", "2011 - 2013", "2014 - 2016", "2017 - 2019", "2020 - 2022")
@@ -165,8 +332,11 @@ CAREUNITS = {
 # ----------------------------------------------------------------------------------------------------
 # skeleton
 
+
 @dataclass
 class Stay:
+    """One ICU stay: ids, times, care units, latent course, finding layout and charting habits."""
+
     stay_id: int
     hadm_id: int
     subject_id: int
@@ -189,6 +359,8 @@ class Stay:
 
 @dataclass
 class Admission:
+    """One hospital admission (the columns of ``hosp/admissions``) and its ICU stays."""
+
     hadm_id: int
     subject_id: int
     admittime: int
@@ -209,6 +381,8 @@ class Admission:
 
 @dataclass
 class Patient:
+    """One subject: demographics, chronic traits, anatomy, admissions, ward latent state and split."""
+
     index: int
     subject_id: int
     gender: str
@@ -255,8 +429,16 @@ def _careunit(rng: np.random.Generator, latent: L.StayLatent) -> str:
     return units[int(rng.integers(len(units)))]
 
 
-def _new_stay(rng: np.random.Generator, patient_chronic: L.Chronic, stay_id: int, hadm_id: int, subject_id: int,
-              intime: int, los_h: float, lesion_rng_seed: int) -> Stay:
+def _new_stay(
+    rng: np.random.Generator,
+    patient_chronic: L.Chronic,
+    stay_id: int,
+    hadm_id: int,
+    subject_id: int,
+    intime: int,
+    los_h: float,
+    lesion_rng_seed: int,
+) -> Stay:
     lat = L.draw_stay(rng, patient_chronic, los_h)
     unit = _careunit(rng, lat)
     last = unit
@@ -265,10 +447,18 @@ def _new_stay(rng: np.random.Generator, patient_chronic: L.Chronic, stay_id: int
         last = others[int(rng.integers(len(others)))]
     art = bool(rng.random() < 0.3 + 0.5 * (lat.level[L.C["resp_failure"]] > 0))
     return Stay(
-        stay_id=stay_id, hadm_id=hadm_id, subject_id=subject_id, intime=intime,
-        outtime=intime + int(round(los_h * HOUR)), first_careunit=unit, last_careunit=last, latent=lat,
-        layout=draw_layout(rng, np.random.default_rng(lesion_rng_seed)), art_line=art,
-        art_items_alt=bool(rng.random() < 0.12), temp_f_share=float(rng.choice([0.9, 0.6, 0.25])),
+        stay_id=stay_id,
+        hadm_id=hadm_id,
+        subject_id=subject_id,
+        intime=intime,
+        outtime=intime + round(los_h * HOUR),
+        first_careunit=unit,
+        last_careunit=last,
+        latent=lat,
+        layout=draw_layout(rng, np.random.default_rng(lesion_rng_seed)),
+        art_line=art,
+        art_items_alt=bool(rng.random() < 0.12),
+        temp_f_share=float(rng.choice([0.9, 0.6, 0.25])),
         fingerstick=bool(rng.random() < (0.85 if patient_chronic.diabetic else 0.3)),
         cap_refill=bool(rng.random() < 0.5),
     )
@@ -298,47 +488,107 @@ def draw_patients(config: SynthConfig) -> list[Patient]:
         has_icu = rng.random() >= config.no_icu_fraction
         insurance = str(rng.choice(["Medicare", "Medicaid", "Other"], p=[0.45, 0.15, 0.4]))
         language = "ENGLISH" if rng.random() < 0.9 else "?"
-        marital = [None, "MARRIED", "SINGLE", "WIDOWED", "DIVORCED"][int(rng.choice(5, p=[0.05, 0.45, 0.3, 0.12, 0.08]))]
-        race = str(rng.choice(["WHITE", "BLACK/AFRICAN AMERICAN", "HISPANIC/LATINO - PUERTO RICAN", "ASIAN",
-                               "OTHER", "UNKNOWN"], p=[0.62, 0.12, 0.05, 0.05, 0.08, 0.08]))
+        marital = [None, "MARRIED", "SINGLE", "WIDOWED", "DIVORCED"][
+            int(rng.choice(5, p=[0.05, 0.45, 0.3, 0.12, 0.08]))
+        ]
+        race = str(
+            rng.choice(
+                [
+                    "WHITE",
+                    "BLACK/AFRICAN AMERICAN",
+                    "HISPANIC/LATINO - PUERTO RICAN",
+                    "ASIAN",
+                    "OTHER",
+                    "UNKNOWN",
+                ],
+                p=[0.62, 0.12, 0.05, 0.05, 0.08, 0.08],
+            )
+        )
         start = _year_start(anchor_year + int(rng.integers(0, 3))) + int(rng.integers(0, 360 * 86400))
         admissions: list[Admission] = []
-        n_adm = (1 + int(rng.random() < config.second_admission_fraction)) if has_icu else int(rng.random() < 0.6)
+        n_adm = (
+            (1 + int(rng.random() < config.second_admission_fraction)) if has_icu else int(rng.random() < 0.6)
+        )
         died = False
         for k in range(n_adm):
             if died:
                 break
             hadm_id = unique("hadm", int(rng.integers(20_000_000, 30_000_000)), 20_000_000, 30_000_000)
             if has_icu:
-                adm_type = str(rng.choice(["EW EMER.", "URGENT", "SURGICAL SAME DAY ADMISSION", "OBSERVATION ADMIT",
-                                           "DIRECT EMER.", "ELECTIVE"], p=[0.55, 0.15, 0.1, 0.05, 0.05, 0.1]))
+                adm_type = str(
+                    rng.choice(
+                        [
+                            "EW EMER.",
+                            "URGENT",
+                            "SURGICAL SAME DAY ADMISSION",
+                            "OBSERVATION ADMIT",
+                            "DIRECT EMER.",
+                            "ELECTIVE",
+                        ],
+                        p=[0.55, 0.15, 0.1, 0.05, 0.05, 0.1],
+                    )
+                )
             else:
                 adm_type = str(rng.choice(["EW EMER.", "OBSERVATION ADMIT", "ELECTIVE"], p=[0.6, 0.25, 0.15]))
             ed = adm_type in ("EW EMER.", "OBSERVATION ADMIT")
             admittime = start
             edreg = admittime - int(rng.uniform(2, 10) * HOUR) if ed else None
             edout = admittime + int(rng.uniform(0.1, 1.0) * HOUR) if ed else None
-            location = ("EMERGENCY ROOM" if ed else
-                        str(rng.choice(["PHYSICIAN REFERRAL", "TRANSFER FROM HOSPITAL", "CLINIC REFERRAL"])))
+            location = (
+                "EMERGENCY ROOM"
+                if ed
+                else str(rng.choice(["PHYSICIAN REFERRAL", "TRANSFER FROM HOSPITAL", "CLINIC REFERRAL"]))
+            )
             adm = Admission(
-                hadm_id=hadm_id, subject_id=subject_id, admittime=admittime, dischtime=0, deathtime=None,
-                admission_type=adm_type, admission_location=location, discharge_location=None,
-                insurance=insurance, language=language, marital_status=marital, race=race, edregtime=edreg,
-                edouttime=edout, admit_provider_id=_provider(rng) if rng.random() < 0.95 else None,
+                hadm_id=hadm_id,
+                subject_id=subject_id,
+                admittime=admittime,
+                dischtime=0,
+                deathtime=None,
+                admission_type=adm_type,
+                admission_location=location,
+                discharge_location=None,
+                insurance=insurance,
+                language=language,
+                marital_status=marital,
+                race=race,
+                edregtime=edreg,
+                edouttime=edout,
+                admit_provider_id=_provider(rng) if rng.random() < 0.95 else None,
             )
             if has_icu:
                 intime = admittime + int((rng.uniform(0.5, 8) if ed else rng.uniform(0, 48)) * HOUR)
                 los_h = float(np.clip(24 * (1 + rng.gamma(1.6, 1.5)), 24, 192))
                 stay_id = unique("stay", int(rng.integers(30_000_000, 40_000_000)), 30_000_000, 40_000_000)
-                adm.stays.append(_new_stay(rng, chronic, stay_id, hadm_id, subject_id, intime, los_h, lesion_seed))
+                adm.stays.append(
+                    _new_stay(rng, chronic, stay_id, hadm_id, subject_id, intime, los_h, lesion_seed)
+                )
                 if rng.random() < config.second_stay_fraction:
                     t2 = adm.stays[-1].outtime + int(rng.uniform(12, 96) * HOUR)
-                    stay_id = unique("stay", int(rng.integers(30_000_000, 40_000_000)), 30_000_000, 40_000_000)
-                    adm.stays.append(_new_stay(rng, chronic, stay_id, hadm_id, subject_id, t2,
-                                               float(rng.uniform(24, 72)), lesion_seed))
+                    stay_id = unique(
+                        "stay", int(rng.integers(30_000_000, 40_000_000)), 30_000_000, 40_000_000
+                    )
+                    adm.stays.append(
+                        _new_stay(
+                            rng,
+                            chronic,
+                            stay_id,
+                            hadm_id,
+                            subject_id,
+                            t2,
+                            float(rng.uniform(24, 72)),
+                            lesion_seed,
+                        )
+                    )
                 lv = np.max([s.latent.level for s in adm.stays], axis=0)
-                p_death = L._sigmoid(-4.2 + 2.5 * lv[L.C["resp_failure"]] + 1.5 * lv[L.C["infection"]]
-                                     + 1.5 * lv[L.C["trauma"]] + 1.0 * lv[L.C["fluid_overload"]] + 0.03 * (age - 60))
+                p_death = L._sigmoid(
+                    -4.2
+                    + 2.5 * lv[L.C["resp_failure"]]
+                    + 1.5 * lv[L.C["infection"]]
+                    + 1.5 * lv[L.C["trauma"]]
+                    + 1.0 * lv[L.C["fluid_overload"]]
+                    + 0.03 * (age - 60)
+                )
                 last_out = adm.stays[-1].outtime
                 if rng.random() < p_death:
                     died = True
@@ -347,9 +597,18 @@ def draw_patients(config: SynthConfig) -> list[Patient]:
                     adm.discharge_location = "DIED"
                 else:
                     adm.dischtime = last_out + int(rng.uniform(12, 168) * HOUR)
-                    adm.discharge_location = str(rng.choice(
-                        ["HOME", "HOME HEALTH CARE", "SKILLED NURSING FACILITY", "REHAB", "CHRONIC/LONG TERM ACUTE CARE"],
-                        p=[0.3, 0.3, 0.25, 0.1, 0.05]))
+                    adm.discharge_location = str(
+                        rng.choice(
+                            [
+                                "HOME",
+                                "HOME HEALTH CARE",
+                                "SKILLED NURSING FACILITY",
+                                "REHAB",
+                                "CHRONIC/LONG TERM ACUTE CARE",
+                            ],
+                            p=[0.3, 0.3, 0.25, 0.1, 0.05],
+                        )
+                    )
             else:
                 adm.dischtime = admittime + int(rng.uniform(24, 144) * HOUR)
                 adm.discharge_location = str(rng.choice(["HOME", "HOME HEALTH CARE"]))
@@ -363,25 +622,38 @@ def draw_patients(config: SynthConfig) -> list[Patient]:
             dod = None
         u = rng.random()
         split = "train" if u < 0.8 else ("validate" if u < 0.9 else "test")
-        patients.append(Patient(
-            index=i, subject_id=subject_id, gender="M" if male else "F", anchor_age=age, anchor_year=anchor_year,
-            anchor_year_group=group, chronic=chronic, anatomy=anatomy, lesion_seed=lesion_seed,
-            admissions=admissions, dod=dod, ward=L.draw_ward(rng, chronic),
-            ward_layout=draw_layout(rng, np.random.default_rng(lesion_seed)), split=split,
-        ))
+        patients.append(
+            Patient(
+                index=i,
+                subject_id=subject_id,
+                gender="M" if male else "F",
+                anchor_age=age,
+                anchor_year=anchor_year,
+                anchor_year_group=group,
+                chronic=chronic,
+                anatomy=anatomy,
+                lesion_seed=lesion_seed,
+                admissions=admissions,
+                dod=dod,
+                ward=L.draw_ward(rng, chronic),
+                ward_layout=draw_layout(rng, np.random.default_rng(lesion_seed)),
+                split=split,
+            )
+        )
     return patients
 
 
 # ----------------------------------------------------------------------------------------------------
 # events
 
+
 def _ar1(rng: np.random.Generator, n_steps: int, std: np.ndarray, phi: float = 0.9) -> np.ndarray:
     """Stationary AR(1) noise on an hourly grid. Shape: (n_steps, len(std))."""
     w = rng.standard_normal((n_steps, len(std)))
-    w[0] /= np.sqrt(1 - phi ** 2)
+    w[0] /= np.sqrt(1 - phi**2)
     k = np.arange(n_steps)[:, None]
-    out = np.cumsum(w * phi ** (-k), axis=0) * phi ** k
-    return out * std * np.sqrt(1 - phi ** 2)
+    out = np.cumsum(w * phi ** (-k), axis=0) * phi**k
+    return out * std * np.sqrt(1 - phi**2)
 
 
 class _Physiology:
@@ -405,8 +677,15 @@ class _Physiology:
         return self.base[idx] + shift + noise
 
 
-def _grid(rng: np.random.Generator, t_start: float, t_end: float, step: float, jitter_min: float,
-          drop: float, gaps: bool = False) -> np.ndarray:
+def _grid(
+    rng: np.random.Generator,
+    t_start: float,
+    t_end: float,
+    step: float,
+    jitter_min: float,
+    drop: float,
+    gaps: bool = False,
+) -> np.ndarray:
     """Charting times in hours: a jittered grid with random drops (and optional multi-hour gaps)."""
     if t_end <= t_start:
         return np.zeros(0)
@@ -421,15 +700,18 @@ def _grid(rng: np.random.Generator, t_start: float, t_end: float, step: float, j
     return t[(t > t_start) & (t < t_end)]
 
 
-def chart_events(rng: np.random.Generator, patient: Patient, stay: Stay, gain: float,
-                 fio2_fraction_rate: float = 0.01) -> dict[str, np.ndarray]:
+def chart_events(
+    rng: np.random.Generator, patient: Patient, stay: Stay, gain: float, fio2_fraction_rate: float = 0.01
+) -> dict[str, np.ndarray]:
     """Chart events of one ICU stay (columns of ``icu/chartevents``; times in seconds)."""
     los = stay.los_h
     phys = _Physiology(rng, stay, -1.0, los + 1.0, gain)
     lat = stay.latent
     out: dict[str, list] = {"t": [], "itemid": [], "num": [], "text": []}
 
-    def add(t: np.ndarray, itemid: int, num: np.ndarray | None = None, text: np.ndarray | None = None) -> None:
+    def add(
+        t: np.ndarray, itemid: int, num: np.ndarray | None = None, text: np.ndarray | None = None
+    ) -> None:
         if len(t) == 0:
             return
         out["t"].append(t)
@@ -494,8 +776,12 @@ def chart_events(rng: np.random.Generator, patient: Patient, stay: Stay, gain: f
     motor = np.clip(np.round(g[:, 2]), 1, 6).astype(int)
     vent = lat.ventilated(t)
     add(t, 220739, eye, np.array([GCS_EYE[s] for s in eye], object))
-    add(t, 223900, np.where(vent, 1, verbal),
-        np.array([GCS_VERBAL_ETT if iv else GCS_VERBAL[s] for s, iv in zip(verbal, vent)], object))
+    add(
+        t,
+        223900,
+        np.where(vent, 1, verbal),
+        np.array([GCS_VERBAL_ETT if iv else GCS_VERBAL[s] for s, iv in zip(verbal, vent)], object),
+    )
     add(t, 223901, motor, np.array([GCS_MOTOR[s] for s in motor], object))
 
     # height and weight once at admission, daily weight
@@ -532,8 +818,10 @@ def chart_events(rng: np.random.Generator, patient: Patient, stay: Stay, gain: f
     # unrelated items: heart rhythm, CVP while a central line is in
     t = _grid(rng, 0.0, los, 4.0, 30, 0.1)
     hr_t = phys(t, ("hr",))[:, 0]
-    afib = patient.index % 10 == 3
-    rhythm = np.where(afib, "AF (Atrial Fibrillation)", np.where(hr_t > 100, "ST (Sinus Tachycardia)", "SR (Sinus Rhythm)"))
+    afib = rng.random() < 0.1
+    rhythm = np.where(
+        afib, "AF (Atrial Fibrillation)", np.where(hr_t > 100, "ST (Sinus Tachycardia)", "SR (Sinus Rhythm)")
+    )
     add(t, 220048, None, rhythm.astype(object))
     if np.isfinite(lat.central_line_on):
         t = _grid(rng, max(0.0, lat.central_line_on), los, 2.0, 15, 0.2)
@@ -551,14 +839,22 @@ def chart_events(rng: np.random.Generator, patient: Patient, stay: Stay, gain: f
     warning[(itemid == 220277) & (num < 90)] = 1
     carers = rng.integers(10_000, 99_999, 4)
     return {
-        "subject_id": np.full(n, stay.subject_id), "hadm_id": np.full(n, stay.hadm_id),
-        "stay_id": np.full(n, stay.stay_id), "caregiver_id": carers[rng.integers(0, 4, n)],
-        "charttime": charttime, "storetime": store, "itemid": itemid, "num": num, "text": text,
+        "subject_id": np.full(n, stay.subject_id),
+        "hadm_id": np.full(n, stay.hadm_id),
+        "stay_id": np.full(n, stay.stay_id),
+        "caregiver_id": carers[rng.integers(0, 4, n)],
+        "charttime": charttime,
+        "storetime": store,
+        "itemid": itemid,
+        "num": num,
+        "text": text,
         "warning": warning,
     }
 
 
-def lab_events(rng: np.random.Generator, patient: Patient, adm: Admission, gain: float) -> dict[str, np.ndarray]:
+def lab_events(
+    rng: np.random.Generator, patient: Patient, adm: Admission, gain: float
+) -> dict[str, np.ndarray]:
     """Lab events of one admission (ICU stays: every 6-12 h; ward days: daily)."""
     rows: dict[str, list] = {"t": [], "itemid": [], "num": [], "text": [], "panel": [], "priority": []}
     panel = [0]
@@ -580,8 +876,13 @@ def lab_events(rng: np.random.Generator, patient: Patient, adm: Admission, gain:
         b = (seg_end - stay.intime) / HOUR
         phys = _Physiology(rng, stay, a - 1, b + 1, gain)
         los = stay.los_h
-        t_chem = np.concatenate([_grid(rng, a, 0.0, 24.0, 60, 0.1), _grid(rng, 0.0, los, 12.0, 60, 0.05),
-                                 _grid(rng, los, b, 24.0, 60, 0.15)])
+        t_chem = np.concatenate(
+            [
+                _grid(rng, a, 0.0, 24.0, 60, 0.1),
+                _grid(rng, 0.0, los, 12.0, 60, 0.05),
+                _grid(rng, los, b, 24.0, 60, 0.15),
+            ]
+        )
         vent_any = stay.latent.level[L.C["resp_failure"]] > 0
         t_bg = _grid(rng, 0.0, los, 6.0 if vent_any else 24.0, 45, 0.1 if vent_any else 0.5)
         t_bg = t_bg[stay.latent.ventilated(t_bg) | (rng.random(len(t_bg)) < 0.5)]
@@ -591,8 +892,11 @@ def lab_events(rng: np.random.Generator, patient: Patient, adm: Admission, gain:
         v_chem, v_bg, v_urine = np.split(values, [len(t_chem), len(t_chem) + len(t_bg)])
         for t, v in zip(t_chem, v_chem):
             ta = stay.intime + int(t * HOUR)
-            add_panel(ta, [(50931, max(30.0, round(v[0]))), (50912, max(0.2, round(v[1], 1))),
-                           (50983, round(v[2]))], "ROUTINE")
+            add_panel(
+                ta,
+                [(50931, max(30.0, round(v[0]))), (50912, max(0.2, round(v[1], 1))), (50983, round(v[2]))],
+                "ROUTINE",
+            )
             add_panel(ta, [(51301, max(0.5, round(v[3], 1))), (51222, max(5.0, round(v[4], 1)))], "ROUTINE")
         u = rng.random((len(t_bg), 4))
         for t, v, uu in zip(t_bg, v_bg, u):
@@ -624,10 +928,15 @@ def lab_events(rng: np.random.Generator, patient: Patient, adm: Admission, gain:
         return {}
     t = np.array(rows["t"], np.int64)
     return {
-        "subject_id": np.full(n, patient.subject_id), "hadm_id": np.full(n, adm.hadm_id, dtype=object),
-        "panel": np.array(rows["panel"]), "itemid": np.array(rows["itemid"]), "charttime": t,
-        "storetime": t + np.repeat(rng.integers(20, 180, panel[0]) * 60, np.bincount(rows["panel"], minlength=panel[0])),
-        "num": np.array(rows["num"], float), "text": np.array(rows["text"], object),
+        "subject_id": np.full(n, patient.subject_id),
+        "hadm_id": np.full(n, adm.hadm_id, dtype=object),
+        "panel": np.array(rows["panel"]),
+        "itemid": np.array(rows["itemid"]),
+        "charttime": t,
+        "storetime": t
+        + np.repeat(rng.integers(20, 180, panel[0]) * 60, np.bincount(rows["panel"], minlength=panel[0])),
+        "num": np.array(rows["num"], float),
+        "text": np.array(rows["text"], object),
         "priority": np.array(rows["priority"], object),
     }
 
@@ -636,19 +945,28 @@ def outpatient_labs(rng: np.random.Generator, patient: Patient, before: int) -> 
     """A clinic chemistry panel without hadm_id (a pipeline must drop it)."""
     t = before - int(rng.uniform(5, 60) * 86400)
     b = patient.chronic.baseline
-    items = [(50931, round(b["glucose"] + rng.normal(0, 10))), (50912, round(b["creatinine"], 1)),
-             (50983, round(b["sodium"]))]
+    items = [
+        (50931, round(b["glucose"] + rng.normal(0, 10))),
+        (50912, round(b["creatinine"], 1)),
+        (50983, round(b["sodium"])),
+    ]
     n = len(items)
     return {
-        "subject_id": np.full(n, patient.subject_id), "hadm_id": np.full(n, None, object),
-        "panel": np.zeros(n, int), "itemid": np.array([i for i, _ in items]), "charttime": np.full(n, t, np.int64),
-        "storetime": np.full(n, t + 7200, np.int64), "num": np.array([v for _, v in items], float),
-        "text": np.full(n, None, object), "priority": np.full(n, None, object),
+        "subject_id": np.full(n, patient.subject_id),
+        "hadm_id": np.full(n, None, object),
+        "panel": np.zeros(n, int),
+        "itemid": np.array([i for i, _ in items]),
+        "charttime": np.full(n, t, np.int64),
+        "storetime": np.full(n, t + 7200, np.int64),
+        "num": np.array([v for _, v in items], float),
+        "text": np.full(n, None, object),
+        "priority": np.full(n, None, object),
     }
 
 
 # ----------------------------------------------------------------------------------------------------
 # formatting
+
 
 def fmt_times(seconds: np.ndarray) -> np.ndarray:
     """int seconds -> 'YYYY-MM-DD HH:MM:SS' strings (vectorised)."""
@@ -683,17 +1001,29 @@ def chartevents_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     itemid = cat["itemid"]
     items = pd.Series(itemid)
-    decimals = items.map({i: spec.decimals for i, spec in CHART_ITEMS.items()}).to_numpy(np.int64)
+    decimals = items.map({i: spec.decimals for i, spec in CHART_ITEMS.items()}).to_numpy(np.int64).copy()
+    decimals[(itemid == 223835) & (cat["num"] <= 1)] = 2  # FiO2 charted as a fraction by mistake
     num_txt = fmt_numbers(cat["num"], decimals)
     value = np.where(pd.isna(cat["text"]), num_txt, cat["text"])
     uom_map = {i: (spec.unitname or None) for i, spec in CHART_ITEMS.items()}
-    frame = pd.DataFrame({
-        "subject_id": cat["subject_id"], "hadm_id": cat["hadm_id"], "stay_id": cat["stay_id"],
-        "caregiver_id": cat["caregiver_id"], "charttime": cat["charttime"], "storetime": cat["storetime"],
-        "itemid": itemid, "value": value, "valuenum": num_txt,
-        "valueuom": items.map(uom_map).to_numpy(object), "warning": cat["warning"],
-    })
-    return frame.sort_values(["subject_id", "stay_id", "charttime", "itemid"], kind="stable").reset_index(drop=True)
+    frame = pd.DataFrame(
+        {
+            "subject_id": cat["subject_id"],
+            "hadm_id": cat["hadm_id"],
+            "stay_id": cat["stay_id"],
+            "caregiver_id": cat["caregiver_id"],
+            "charttime": cat["charttime"],
+            "storetime": cat["storetime"],
+            "itemid": itemid,
+            "value": value,
+            "valuenum": num_txt,
+            "valueuom": items.map(uom_map).to_numpy(object),
+            "warning": cat["warning"],
+        }
+    )
+    return frame.sort_values(["subject_id", "stay_id", "charttime", "itemid"], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def labevents_frame(parts: list[dict[str, np.ndarray]], rng: np.random.Generator) -> pd.DataFrame:
@@ -711,75 +1041,127 @@ def labevents_frame(parts: list[dict[str, np.ndarray]], rng: np.random.Generator
     num_txt = fmt_numbers(num, decimals)
     value = np.where(pd.isna(cat["text"]), num_txt, cat["text"])
     nan = float("nan")
-    lo = items.map({i: nan if s.ref_lower is None else s.ref_lower for i, s in LAB_ITEMS.items()}).to_numpy(float)
-    hi = items.map({i: nan if s.ref_upper is None else s.ref_upper for i, s in LAB_ITEMS.items()}).to_numpy(float)
+    lo = items.map({i: nan if s.ref_lower is None else s.ref_lower for i, s in LAB_ITEMS.items()}).to_numpy(
+        float
+    )
+    hi = items.map({i: nan if s.ref_upper is None else s.ref_upper for i, s in LAB_ITEMS.items()}).to_numpy(
+        float
+    )
     flag = np.where((num < lo) | (num > hi), "abnormal", None).astype(object)
     n = len(itemid)
     providers = np.array([_provider(rng) for _ in range(40)], object)
     order_provider = np.where(rng.random(n) < 0.6, providers[rng.integers(0, 40, n)], None)
-    frame = pd.DataFrame({
-        "labevent_id": np.zeros(n, np.int64), "subject_id": cat["subject_id"],
-        "hadm_id": pd.array(cat["hadm_id"], dtype="Int64"), "specimen_id": specimen_ids[panel_global],
-        "itemid": itemid, "order_provider_id": order_provider, "charttime": cat["charttime"],
-        "storetime": cat["storetime"], "value": value, "valuenum": num_txt,
-        "valueuom": items.map({i: s.uom for i, s in LAB_ITEMS.items()}).to_numpy(object), "ref_range_lower": fmt_numbers(lo, np.full(n, 2)),
-        "ref_range_upper": fmt_numbers(hi, np.full(n, 2)), "flag": flag, "priority": cat["priority"],
-        "comments": np.full(n, None, object),
-    })
-    frame = frame.sort_values(["subject_id", "charttime", "specimen_id", "itemid"], kind="stable").reset_index(drop=True)
+    frame = pd.DataFrame(
+        {
+            "labevent_id": np.zeros(n, np.int64),
+            "subject_id": cat["subject_id"],
+            "hadm_id": pd.array(cat["hadm_id"], dtype="Int64"),
+            "specimen_id": specimen_ids[panel_global],
+            "itemid": itemid,
+            "order_provider_id": order_provider,
+            "charttime": cat["charttime"],
+            "storetime": cat["storetime"],
+            "value": value,
+            "valuenum": num_txt,
+            "valueuom": items.map({i: s.uom for i, s in LAB_ITEMS.items()}).to_numpy(object),
+            "ref_range_lower": fmt_numbers(lo, np.full(n, 2)),
+            "ref_range_upper": fmt_numbers(hi, np.full(n, 2)),
+            "flag": flag,
+            "priority": cat["priority"],
+            "comments": np.full(n, None, object),
+        }
+    )
+    frame = frame.sort_values(
+        ["subject_id", "charttime", "specimen_id", "itemid"], kind="stable"
+    ).reset_index(drop=True)
     frame["labevent_id"] = np.arange(1, len(frame) + 1)
     return frame
 
 
 def patients_frame(patients: list[Patient]) -> pd.DataFrame:
+    """``hosp/patients`` (official column order)."""
     dod = [None if p.dod is None else fmt_optional_time(p.dod)[:10] for p in patients]
-    frame = pd.DataFrame({
-        "subject_id": [p.subject_id for p in patients], "gender": [p.gender for p in patients],
-        "anchor_age": [p.anchor_age for p in patients], "anchor_year": [p.anchor_year for p in patients],
-        "anchor_year_group": [p.anchor_year_group for p in patients], "dod": dod,
-    })
+    frame = pd.DataFrame(
+        {
+            "subject_id": [p.subject_id for p in patients],
+            "gender": [p.gender for p in patients],
+            "anchor_age": [p.anchor_age for p in patients],
+            "anchor_year": [p.anchor_year for p in patients],
+            "anchor_year_group": [p.anchor_year_group for p in patients],
+            "dod": dod,
+        }
+    )
     return frame.sort_values("subject_id", kind="stable").reset_index(drop=True)[PATIENTS_COLUMNS]
 
 
 def admissions_frame(patients: list[Patient]) -> pd.DataFrame:
+    """``hosp/admissions`` (official column order)."""
     rows = []
     for p in patients:
         for a in p.admissions:
-            rows.append({
-                "subject_id": a.subject_id, "hadm_id": a.hadm_id, "admittime": fmt_optional_time(a.admittime),
-                "dischtime": fmt_optional_time(a.dischtime), "deathtime": fmt_optional_time(a.deathtime),
-                "admission_type": a.admission_type, "admit_provider_id": a.admit_provider_id,
-                "admission_location": a.admission_location, "discharge_location": a.discharge_location,
-                "insurance": a.insurance, "language": a.language, "marital_status": a.marital_status,
-                "race": a.race, "edregtime": fmt_optional_time(a.edregtime),
-                "edouttime": fmt_optional_time(a.edouttime), "hospital_expire_flag": int(a.deathtime is not None),
-            })
+            rows.append(
+                {
+                    "subject_id": a.subject_id,
+                    "hadm_id": a.hadm_id,
+                    "admittime": fmt_optional_time(a.admittime),
+                    "dischtime": fmt_optional_time(a.dischtime),
+                    "deathtime": fmt_optional_time(a.deathtime),
+                    "admission_type": a.admission_type,
+                    "admit_provider_id": a.admit_provider_id,
+                    "admission_location": a.admission_location,
+                    "discharge_location": a.discharge_location,
+                    "insurance": a.insurance,
+                    "language": a.language,
+                    "marital_status": a.marital_status,
+                    "race": a.race,
+                    "edregtime": fmt_optional_time(a.edregtime),
+                    "edouttime": fmt_optional_time(a.edouttime),
+                    "hospital_expire_flag": int(a.deathtime is not None),
+                }
+            )
     frame = pd.DataFrame(rows, columns=ADMISSIONS_COLUMNS)
     return frame.sort_values(["subject_id", "admittime"], kind="stable").reset_index(drop=True)
 
 
 def icustays_frame(patients: list[Patient]) -> pd.DataFrame:
+    """``icu/icustays`` (official column order; ``los`` in fractional days)."""
     rows = []
     for p in patients:
         for s in p.stays:
-            rows.append({
-                "subject_id": s.subject_id, "hadm_id": s.hadm_id, "stay_id": s.stay_id,
-                "first_careunit": s.first_careunit, "last_careunit": s.last_careunit,
-                "intime": fmt_optional_time(s.intime), "outtime": fmt_optional_time(s.outtime),
-                "los": f"{(s.outtime - s.intime) / 86400:.4f}".rstrip("0").rstrip("."),
-            })
+            rows.append(
+                {
+                    "subject_id": s.subject_id,
+                    "hadm_id": s.hadm_id,
+                    "stay_id": s.stay_id,
+                    "first_careunit": s.first_careunit,
+                    "last_careunit": s.last_careunit,
+                    "intime": fmt_optional_time(s.intime),
+                    "outtime": fmt_optional_time(s.outtime),
+                    "los": f"{(s.outtime - s.intime) / 86400:.4f}".rstrip("0").rstrip("."),
+                }
+            )
     frame = pd.DataFrame(rows, columns=ICUSTAYS_COLUMNS)
     return frame.sort_values(["subject_id", "intime"], kind="stable").reset_index(drop=True)
 
 
 def d_items_frame() -> pd.DataFrame:
+    """``icu/d_items`` for every charted item plus the mapped items never charted here."""
     items = {**CHART_ITEMS, **D_ITEMS_ONLY}
     normal = {220045: (60, 100), 220277: (92, 100), 220210: (12, 20)}
-    rows = [{
-        "itemid": i, "label": s.label, "abbreviation": s.abbreviation, "linksto": "chartevents",
-        "category": s.category, "unitname": s.unitname or None, "param_type": s.param_type,
-        "lownormalvalue": normal.get(i, (None, None))[0], "highnormalvalue": normal.get(i, (None, None))[1],
-    } for i, s in sorted(items.items())]
+    rows = [
+        {
+            "itemid": i,
+            "label": s.label,
+            "abbreviation": s.abbreviation,
+            "linksto": "chartevents",
+            "category": s.category,
+            "unitname": s.unitname or None,
+            "param_type": s.param_type,
+            "lownormalvalue": normal.get(i, (None, None))[0],
+            "highnormalvalue": normal.get(i, (None, None))[1],
+        }
+        for i, s in sorted(items.items())
+    ]
     frame = pd.DataFrame(rows, columns=D_ITEMS_COLUMNS)
     for col in ("lownormalvalue", "highnormalvalue"):
         frame[col] = pd.array(frame[col], dtype="Int64")
@@ -787,7 +1169,11 @@ def d_items_frame() -> pd.DataFrame:
 
 
 def d_labitems_frame() -> pd.DataFrame:
-    rows = [{"itemid": i, "label": s.label, "fluid": s.fluid, "category": s.category} for i, s in sorted(LAB_ITEMS.items())]
+    """``hosp/d_labitems`` for every lab item written."""
+    rows = [
+        {"itemid": i, "label": s.label, "fluid": s.fluid, "category": s.category}
+        for i, s in sorted(LAB_ITEMS.items())
+    ]
     return pd.DataFrame(rows, columns=D_LABITEMS_COLUMNS)
 
 
@@ -804,23 +1190,40 @@ def finalize_events(chart: pd.DataFrame, lab: pd.DataFrame) -> tuple[pd.DataFram
 # ----------------------------------------------------------------------------------------------------
 # planted defects
 
+
 def _chart_record(chart: pd.DataFrame, i: int, **extra: object) -> dict:
     row = chart.loc[i]
-    return {"table": "chartevents", "subject_id": int(row["subject_id"]), "hadm_id": int(row["hadm_id"]),
-            "stay_id": int(row["stay_id"]), "itemid": int(row["itemid"]),
-            "charttime": str(fmt_times(np.array([row["charttime"]]))[0]), **extra}
+    return {
+        "table": "chartevents",
+        "subject_id": int(row["subject_id"]),
+        "hadm_id": int(row["hadm_id"]),
+        "stay_id": int(row["stay_id"]),
+        "itemid": int(row["itemid"]),
+        "charttime": str(fmt_times(np.array([row["charttime"]]))[0]),
+        **extra,
+    }
 
 
 def _lab_record(lab: pd.DataFrame, i: int, **extra: object) -> dict:
     row = lab.loc[i]
-    return {"table": "labevents", "labevent_id": int(row["labevent_id"]), "subject_id": int(row["subject_id"]),
-            "hadm_id": None if pd.isna(row["hadm_id"]) else int(row["hadm_id"]), "itemid": int(row["itemid"]),
-            "charttime": str(fmt_times(np.array([row["charttime"]]))[0]), **extra}
+    return {
+        "table": "labevents",
+        "labevent_id": int(row["labevent_id"]),
+        "subject_id": int(row["subject_id"]),
+        "hadm_id": None if pd.isna(row["hadm_id"]) else int(row["hadm_id"]),
+        "itemid": int(row["itemid"]),
+        "charttime": str(fmt_times(np.array([row["charttime"]]))[0]),
+        **extra,
+    }
 
 
 def inject_event_defects(
-    chart: pd.DataFrame, lab: pd.DataFrame, stays: dict[int, Stay], rng: np.random.Generator,
-    exclude_stays: set[int], exclude_hadms: set[int],
+    chart: pd.DataFrame,
+    lab: pd.DataFrame,
+    stays: dict[int, Stay],
+    rng: np.random.Generator,
+    exclude_stays: set[int],
+    exclude_hadms: set[int],
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[dict]]]:
     """Plant the documented bad event rows; returns the new tables and the records (manifest ``defects``).
 
@@ -866,7 +1269,12 @@ def inject_event_defects(
     rec = []
     blood = ok_lab & lab["itemid"].isin([50931, 50820, 50809])
     for i, text in zip(pick(lab, blood, 3, lab_taken), ["___", "NEG", "___"]):
-        lab.loc[i, ["value", "valuenum", "flag", "comments"]] = [text, None, None, "___" if text == "___" else None]
+        lab.loc[i, ["value", "valuenum", "flag", "comments"]] = [
+            text,
+            None,
+            None,
+            "___" if text == "___" else None,
+        ]
         rec.append(_lab_record(lab, i, value=text))
     records["labevents_non_numeric_value"] = rec
 
@@ -875,14 +1283,25 @@ def inject_event_defects(
     for i, where in zip(hr_rows, ["before_intime_30h", "after_outtime_26h", "after_outtime_72h"]):
         row = chart.loc[i].copy()
         stay = stays[int(row["stay_id"])]
-        new_t = {"before_intime_30h": stay.intime - 30 * HOUR, "after_outtime_26h": stay.outtime + 26 * HOUR,
-                 "after_outtime_72h": stay.outtime + 72 * HOUR}[where]
+        new_t = {
+            "before_intime_30h": stay.intime - 30 * HOUR,
+            "after_outtime_26h": stay.outtime + 26 * HOUR,
+            "after_outtime_72h": stay.outtime + 72 * HOUR,
+        }[where]
         row["storetime"] = new_t + (row["storetime"] - row["charttime"])
         row["charttime"] = new_t
         extra.append(row)
-        rec.append({"table": "chartevents", "subject_id": int(row["subject_id"]), "hadm_id": int(row["hadm_id"]),
-                    "stay_id": int(row["stay_id"]), "itemid": 220045,
-                    "charttime": str(fmt_times(np.array([new_t]))[0]), "where": where})
+        rec.append(
+            {
+                "table": "chartevents",
+                "subject_id": int(row["subject_id"]),
+                "hadm_id": int(row["hadm_id"]),
+                "stay_id": int(row["stay_id"]),
+                "itemid": 220045,
+                "charttime": str(fmt_times(np.array([new_t]))[0]),
+                "where": where,
+            }
+        )
     records["events_outside_stay"] = rec
 
     rec = []
@@ -896,10 +1315,21 @@ def inject_event_defects(
     records["duplicate_event_rows"] = rec
 
     chart = pd.concat([chart, pd.DataFrame(extra)], ignore_index=True)
-    chart = chart.sort_values(["subject_id", "stay_id", "charttime", "itemid"], kind="stable").reset_index(drop=True)
+    chart = chart.sort_values(["subject_id", "stay_id", "charttime", "itemid"], kind="stable").reset_index(
+        drop=True
+    )
     lab = pd.concat([lab, pd.DataFrame(lab_extra)], ignore_index=True)
     lab = lab.sort_values(["labevent_id"], kind="stable").reset_index(drop=True)
-    for col in ("subject_id", "hadm_id", "stay_id", "caregiver_id", "itemid", "warning", "charttime", "storetime"):
+    for col in (
+        "subject_id",
+        "hadm_id",
+        "stay_id",
+        "caregiver_id",
+        "itemid",
+        "warning",
+        "charttime",
+        "storetime",
+    ):
         chart[col] = chart[col].astype(np.int64)
     lab["hadm_id"] = pd.array(lab["hadm_id"], dtype="Int64")
     return chart, lab, records

@@ -22,8 +22,19 @@ from medcam_lab.synth import render as R
 from medcam_lab.synth.config import SynthConfig
 from medcam_lab.synth.mimic_iv import patient_rng
 
-DATA_ENTRY_COLUMNS = ["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
-                      "View Position", "OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]"]
+DATA_ENTRY_COLUMNS = [
+    "Image Index",
+    "Finding Labels",
+    "Follow-up #",
+    "Patient ID",
+    "Patient Age",
+    "Patient Gender",
+    "View Position",
+    "OriginalImage[Width",
+    "Height]",
+    "OriginalImagePixelSpacing[x",
+    "y]",
+]
 
 
 def generate_nih(root: Path, config: SynthConfig) -> dict:
@@ -42,29 +53,56 @@ def generate_nih(root: Path, config: SynthConfig) -> dict:
         layout = R.draw_layout(rng)
         in_test = rng.random() < 0.2
         n_images = 1 + min(3, int(rng.poisson(0.7)))
-        width, height = (2048, 2500) if rng.random() < 0.3 else (int(rng.integers(2400, 3056)), int(rng.integers(2000, 3056)))
+        width, height = (
+            (2048, 2500)
+            if rng.random() < 0.3
+            else (int(rng.integers(2400, 3056)), int(rng.integers(2000, 3056)))
+        )
         spacing = float(rng.choice([0.143, 0.139, 0.168]))
         for fu in range(n_images):
-            drift = {k: float(np.clip(v * rng.uniform(0.85, 1.15), 0, 1)) if v > 0 else 0.0 for k, v in sev.items()}
+            drift = {
+                k: float(np.clip(v * rng.uniform(0.85, 1.15), 0, 1)) if v > 0 else 0.0 for k, v in sev.items()
+            }
             render = L.nih_render_findings(drift)
             tokens = L.nih_labels(rng, render, drift["infection"], config.label_noise)
             view = "PA" if rng.random() < 0.75 else "AP"
-            devices = {"ett": False, "ng": False, "central_line": view == "AP" and rng.random() < 0.1,
-                       "chest_tube": render["pneumothorax"] > 0 and rng.random() < 0.3}
+            devices = {
+                "ett": False,
+                "ng": False,
+                "central_line": view == "AP" and rng.random() < 0.1,
+                "chest_tube": render["pneumothorax"] > 0 and rng.random() < 0.3,
+            }
             nz = R.draw_nuisance(rng, 4, portable=False, domain="nih")
             name = f"{pid:08d}_{fu:03d}.png"
             if config.write_images:
-                pixels = R.render_frontal(config.ood_image_size, anatomy, layout, render, devices, nz,
-                                          config.visual_gain, ap=view == "AP")
+                pixels = R.render_frontal(
+                    config.ood_image_size,
+                    anatomy,
+                    layout,
+                    render,
+                    devices,
+                    nz,
+                    config.visual_gain,
+                    ap=view == "AP",
+                )
                 buf = io.BytesIO()
                 PILImage.fromarray(pixels).save(buf, format="PNG")
                 (images_dir / name).write_bytes(buf.getvalue())
-            rows.append({
-                "Image Index": name, "Finding Labels": "|".join(tokens) if tokens else "No Finding",
-                "Follow-up #": fu, "Patient ID": pid, "Patient Age": age, "Patient Gender": "M" if male else "F",
-                "View Position": view, "OriginalImage[Width": width, "Height]": height,
-                "OriginalImagePixelSpacing[x": spacing, "y]": spacing,
-            })
+            rows.append(
+                {
+                    "Image Index": name,
+                    "Finding Labels": "|".join(tokens) if tokens else "No Finding",
+                    "Follow-up #": fu,
+                    "Patient ID": pid,
+                    "Patient Age": age,
+                    "Patient Gender": "M" if male else "F",
+                    "View Position": view,
+                    "OriginalImage[Width": width,
+                    "Height]": height,
+                    "OriginalImagePixelSpacing[x": spacing,
+                    "y]": spacing,
+                }
+            )
             (test if in_test else train_val).append(name)
     frame = pd.DataFrame(rows, columns=DATA_ENTRY_COLUMNS)
     frame.to_csv(root / "Data_Entry_2017.csv", index=False, lineterminator="\n")
@@ -76,6 +114,9 @@ def generate_nih(root: Path, config: SynthConfig) -> dict:
         prevalence[label] = int(tokens.map(lambda t, label=label: label in t).sum())
     prevalence["No Finding"] = int((frame["Finding Labels"] == "No Finding").sum())
     return {
-        "images": len(frame), "patients": int(frame["Patient ID"].nunique()), "train_val_images": len(train_val),
-        "test_images": len(test), "label_positives": prevalence,
+        "images": len(frame),
+        "patients": int(frame["Patient ID"].nunique()),
+        "train_val_images": len(train_val),
+        "test_images": len(test),
+        "label_positives": prevalence,
     }

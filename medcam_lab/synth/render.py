@@ -7,7 +7,8 @@ in the same units. The patient's pose (scale, rotation, shift) and body width ma
 Intensities are built in [0, 1] (1 = radiopaque): body soft tissue 0.55, aerated lung 0.55 - 0.36,
 bone bands on top. Opacities (fluid, consolidation, edema, collapse, nodules) *replace air* in the lung,
 so each raises lung intensity by at most 0.36 x its opacity. Every finding amplitude is multiplied by
-``gain`` (the config's ``visual_gain``); with ``gain=0`` the image carries no disease information.
+``gain`` (the config's ``visual_gain``) and :data:`FINDING_SCALE`; with ``gain=0`` the image carries no
+disease information.
 
 The image-level nuisance (:class:`Nuisance`) then applies a scanner/site style, gamma, contrast,
 brightness, blur and noise. The exact amplitudes are listed in ``data_cards/synthetic.md``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 
@@ -24,7 +26,7 @@ AIR_DENSITY = 0.36
 TISSUE = 0.55
 FINDING_SCALE = 0.35
 """Effective strength = min(1, FINDING_SCALE x gain x intensity): at the default ``visual_gain=1`` a
-finding of intensity 1 is drawn at half the full pattern below (and support devices at half contrast)."""
+finding of intensity 1 is drawn at 35 % of its full pattern (support devices at 35 % of full contrast)."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,13 @@ class Anatomy:
 
 
 def draw_anatomy(rng: np.random.Generator, body_width: float, heart_size: float) -> Anatomy:
+    """Patient anatomy from the body width and normal heart size of :class:`latent.Chronic`."""
     return Anatomy(
-        body_width=body_width, heart_size=heart_size, lung_height=float(rng.normal(1.0, 0.04)),
-        rib_phase=float(rng.uniform(-0.03, 0.03)), diaphragm=float(rng.normal(0.0, 0.03)),
+        body_width=body_width,
+        heart_size=heart_size,
+        lung_height=float(rng.normal(1.0, 0.04)),
+        rib_phase=float(rng.uniform(-0.03, 0.03)),
+        diaphragm=float(rng.normal(0.0, 0.03)),
     )
 
 
@@ -70,28 +76,44 @@ class Layout:
 def draw_layout(rng: np.random.Generator, lesion_rng: np.random.Generator | None = None) -> Layout:
     """Random finding positions; ``lesion_rng`` (patient-level) fixes the chronic lesion positions."""
     lrng = lesion_rng if lesion_rng is not None else rng
-    side = lambda: int(rng.choice([-1, 1]))  # noqa: E731
+    side = lambda: int(rng.choice([-1, 1]))
     eff = rng.random()
     effusion_sides = (1.0, 1.0) if eff < 0.55 else ((1.0, 0.0) if eff < 0.8 else (0.0, 1.0))
     n_blobs = int(rng.integers(3, 7))
     zone = rng.uniform(-0.1, 0.55)
     blobs = tuple(
-        (float(rng.uniform(-0.6, 0.6)), float(np.clip(zone + rng.normal(0, 0.18), -0.6, 0.75)),
-         float(rng.uniform(0.05, 0.1)))
+        (
+            float(rng.uniform(-0.6, 0.6)),
+            float(np.clip(zone + rng.normal(0, 0.18), -0.6, 0.75)),
+            float(rng.uniform(0.05, 0.1)),
+        )
         for _ in range(n_blobs)
     )
     infil = tuple(
-        (float(rng.choice([-1, 1]) * rng.uniform(0.1, 0.7)), float(rng.uniform(-0.5, 0.7)), float(rng.uniform(0.04, 0.07)))
+        (
+            float(rng.choice([-1, 1]) * rng.uniform(0.1, 0.7)),
+            float(rng.uniform(-0.5, 0.7)),
+            float(rng.uniform(0.04, 0.07)),
+        )
         for _ in range(int(rng.integers(6, 11)))
     )
     return Layout(
-        effusion_sides=effusion_sides, cons_side=side(), cons_blobs=blobs, atel_side=side(),
-        atel_tilt=float(rng.uniform(-0.15, 0.25)), ptx_side=side(), fracture_side=side(),
-        fracture_rib=int(rng.integers(3, 8)), fracture_u=float(rng.uniform(0.55, 0.9)),
+        effusion_sides=effusion_sides,
+        cons_side=side(),
+        cons_blobs=blobs,
+        atel_side=side(),
+        atel_tilt=float(rng.uniform(-0.15, 0.25)),
+        ptx_side=side(),
+        fracture_side=side(),
+        fracture_rib=int(rng.integers(3, 8)),
+        fracture_u=float(rng.uniform(0.55, 0.9)),
         nodule=(float(lrng.choice([-1, 1]) * lrng.uniform(0.2, 0.7)), float(lrng.uniform(-0.55, 0.55))),
         mass=(float(lrng.choice([-1, 1]) * lrng.uniform(0.2, 0.6)), float(lrng.uniform(-0.45, 0.45))),
-        pleural_side=int(lrng.choice([-1, 1])), pleural_phase=float(lrng.uniform(0, 2 * np.pi)),
-        central_line_side=side(), ett_depth=float(rng.uniform(-0.04, 0.08)), infiltrate_blobs=infil,
+        pleural_side=int(lrng.choice([-1, 1])),
+        pleural_phase=float(lrng.uniform(0, 2 * np.pi)),
+        central_line_side=side(),
+        ett_depth=float(rng.uniform(-0.04, 0.08)),
+        infiltrate_blobs=infil,
     )
 
 
@@ -120,26 +142,38 @@ def draw_nuisance(rng: np.random.Generator, style: int, portable: bool, domain: 
     """Image nuisance. ``domain='nih'`` gives the shifted NIH acquisition (see the data card)."""
     if domain == "nih":
         return Nuisance(
-            scale=float(rng.uniform(0.74, 0.84)), rotation=float(np.deg2rad(rng.normal(0, 2.0))),
+            scale=float(rng.uniform(0.74, 0.84)),
+            rotation=float(np.deg2rad(rng.normal(0, 2.0))),
             shift=(float(rng.normal(0, 0.03)), float(rng.normal(0.04, 0.03))),
             gamma=float(np.exp(rng.uniform(np.log(1.25), np.log(1.6)))),
-            contrast=float(rng.uniform(1.2, 1.45)), brightness=float(rng.uniform(-0.02, 0.06)),
-            noise=float(rng.uniform(0.004, 0.012)), blur=float(rng.uniform(0.9, 1.5)), style=4,
-            ecg_leads=False, portable_marker=False, seed=int(rng.integers(2**31)),
+            contrast=float(rng.uniform(1.2, 1.45)),
+            brightness=float(rng.uniform(-0.02, 0.06)),
+            noise=float(rng.uniform(0.004, 0.012)),
+            blur=float(rng.uniform(0.9, 1.5)),
+            style=4,
+            ecg_leads=False,
+            portable_marker=False,
+            seed=int(rng.integers(2**31)),
         )
     return Nuisance(
-        scale=float(rng.uniform(0.88, 1.12)), rotation=float(np.deg2rad(rng.normal(0, 3.5))),
+        scale=float(rng.uniform(0.88, 1.12)),
+        rotation=float(np.deg2rad(rng.normal(0, 3.5))),
         shift=(float(rng.normal(0, 0.05)), float(rng.normal(0, 0.05))),
         gamma=float(np.exp(rng.uniform(np.log(0.75), np.log(1.35)))),
-        contrast=float(rng.uniform(0.75, 1.25)), brightness=float(rng.uniform(-0.08, 0.08)),
-        noise=float(rng.uniform(0.01, 0.04)), blur=float(rng.uniform(0.0, 1.0)), style=style,
-        ecg_leads=bool(portable and rng.random() < 0.6), portable_marker=bool(portable and rng.random() < 0.7),
+        contrast=float(rng.uniform(0.75, 1.25)),
+        brightness=float(rng.uniform(-0.08, 0.08)),
+        noise=float(rng.uniform(0.01, 0.04)),
+        blur=float(rng.uniform(0.0, 1.0)),
+        style=style,
+        ecg_leads=bool(portable and rng.random() < 0.6),
+        portable_marker=bool(portable and rng.random() < 0.7),
         seed=int(rng.integers(2**31)),
     )
 
 
 # ----------------------------------------------------------------------------------------------------
 # helpers
+
 
 def _clip(x: np.ndarray, lo: float, hi: float | None) -> np.ndarray:
     """``np.clip`` without its Python-level overhead (this module calls it thousands of times)."""
@@ -175,7 +209,7 @@ def _interp_index(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
 def _smooth_noise(rng: np.random.Generator, rows: int, cols: int, cells: int) -> np.ndarray:
     """Bilinearly upsampled uniform noise in [0, 1] with about ``cells`` cells along the rows."""
     h0 = max(2, cells)
-    w0 = max(2, int(round(cells * cols / rows)))
+    w0 = max(2, round(cells * cols / rows))
     base = rng.random((h0 + 1, w0 + 1), dtype=np.float32)
     yi, yw = _interp_index(rows, h0)
     xi, xw = _interp_index(cols, w0)
@@ -198,24 +232,24 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     """
     if sigma < 0.3:
         return img
-    k = _gauss_kernel(int(round(sigma * 20)) * 5)
+    k = _gauss_kernel(round(sigma * 20) * 5)
     r = len(k) // 2
     h, w = img.shape
     pad = np.pad(img, ((r, r), (0, 0)), mode="reflect")
     tmp = k[0] * pad[0:h]
     for i in range(1, len(k)):
-        tmp += k[i] * pad[i:i + h]
+        tmp += k[i] * pad[i : i + h]
     pad = np.pad(tmp, ((0, 0), (r, r)), mode="reflect")
     out = k[0] * pad[:, 0:w]
     for i in range(1, len(k)):
-        out += k[i] * pad[:, i:i + w]
+        out += k[i] * pad[:, i : i + w]
     return out
 
 
 def _polyline_distance(x: np.ndarray, y: np.ndarray, pts: list[tuple[float, float]]) -> np.ndarray:
     """Distance of every point to a polyline."""
     best = np.full(np.broadcast_shapes(x.shape, y.shape), np.inf, np.float32)
-    for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
+    for (x0, y0), (x1, y1) in pairwise(pts):
         dx, dy = x1 - x0, y1 - y0
         t = _clip(((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy + 1e-12), 0.0, 1.0)
         d = np.hypot(x - x0 - t * dx, y - y0 - t * dy)
@@ -230,12 +264,13 @@ def _pose(rows: int, cols: int, anatomy: Anatomy, nz: Nuisance) -> tuple[np.ndar
     px, py = (xi - nz.shift[0]) / nz.scale, (yi - nz.shift[1]) / nz.scale
     X = (c * px - s * py) / anatomy.body_width
     Y = s * px + c * py
-    assert X.dtype == np.float32 and Y.dtype == np.float32
-    return X, Y, 2.0 / rows / nz.scale
+    # float32 throughout: half the memory traffic (numpy scalars would silently promote to float64)
+    return X.astype(np.float32, copy=False), Y.astype(np.float32, copy=False), 2.0 / rows / nz.scale
 
 
 # ----------------------------------------------------------------------------------------------------
 # frontal view
+
 
 def render_frontal(
     size: tuple[int, int],
@@ -260,7 +295,7 @@ def render_frontal(
     rng = np.random.default_rng(nz.seed)
     X, Y, px = _pose(rows, cols, anatomy, nz)
     gain = gain * FINDING_SCALE
-    g = lambda name: min(1.0, gain * f.get(name, 0.0))  # noqa: E731 - effective finding strength
+    g = lambda name: min(1.0, gain * f.get(name, 0.0))
     aX = np.abs(X)
 
     # body outline (shoulders slope towards the neck) and arms at the sides
@@ -282,7 +317,14 @@ def render_frontal(
         e = (dx / rx) ** 2 + ((Y - cy) / ry) ** 2
         elev = 0.06 * g("atelectasis") if layout.atel_side == side else 0.0
         dome = 0.17 * (1 - 0.7 * emph)
-        yd = 0.31 + anatomy.diaphragm + 0.06 * emph + dome * (dx / 0.29) ** 2 + (0.02 if side > 0 else 0.0) - elev
+        yd = (
+            0.31
+            + anatomy.diaphragm
+            + 0.06 * emph
+            + dome * (dx / 0.29) ** 2
+            + (0.02 if side > 0 else 0.0)
+            - elev
+        )
         lung_e[side] = (e, yd, cx, cy, rx, ry)
         air = np.maximum(air, _ramp(1.0 - e, 0.08) * _ramp(yd - Y, 0.02))
     air *= body
@@ -300,9 +342,9 @@ def render_frontal(
 
     # opacities that replace air
     opac = np.zeros_like(X)
-    opac += 0.12 * _expneg((((aX - 0.15) ** 2) / 0.03 + ((Y + 0.04) ** 2) / 0.05))  # normal hila
+    opac += 0.12 * _expneg(((aX - 0.15) ** 2) / 0.03 + ((Y + 0.04) ** 2) / 0.05)  # normal hila
     if g("edema") > 0:  # perihilar (bat-wing) haze
-        opac += 0.32 * g("edema") * _expneg((((aX - 0.18) ** 2) / 0.05 + (Y ** 2) / 0.1))
+        opac += 0.32 * g("edema") * _expneg(((aX - 0.18) ** 2) / 0.05 + (Y**2) / 0.1)
     eff = g("effusion")
     if eff > 0:
         for side, w in zip((-1, 1), layout.effusion_sides):
@@ -311,7 +353,7 @@ def render_frontal(
             e, yd, cx, cy, rx, ry = lung_e[side]
             h = (0.05 + 0.3 * eff) * w
             lateral = _clip((X * side - 0.1) / 0.5, 0.0, 1.0)
-            surface = 0.47 + anatomy.diaphragm - h - 0.5 * h * lateral ** 2
+            surface = 0.47 + anatomy.diaphragm - h - 0.5 * h * lateral**2
             fluid = _ramp(Y - surface, 0.04) * _ramp(1.05 - e, 0.08)
             opac += 0.8 * (0.45 + 0.55 * eff) * fluid * (X * side > 0.02)
     patch = _smooth_noise(rng, rows, cols, 14)
@@ -319,24 +361,29 @@ def render_frontal(
     if cons > 0:
         e, yd, cx, cy, rx, ry = lung_e[layout.cons_side]
         blob = sum(
-            _expneg(((X - cx - a * 0.27) ** 2 + (Y - cy - b * 0.6) ** 2) / (2 * sg ** 2))
+            _expneg(((X - cx - a * 0.27) ** 2 + (Y - cy - b * 0.6) ** 2) / (2 * sg**2))
             for a, b, sg in layout.cons_blobs
         )
         opac += 0.6 * cons * np.minimum(blob, 1.0) * (0.5 + patch)
     inf = g("infiltration")
     if inf > 0:
         blob = sum(
-            _expneg(((X - a * 0.45) ** 2 + (Y - 0.3 * b) ** 2) / (2 * sg ** 2)) for a, b, sg in layout.infiltrate_blobs
+            _expneg(((X - a * 0.45) ** 2 + (Y - 0.3 * b) ** 2) / (2 * sg**2))
+            for a, b, sg in layout.infiltrate_blobs
         )
         opac += 0.35 * inf * np.minimum(blob, 1.0) * (0.4 + patch)
     atel = g("atelectasis")
     if atel > 0:
         e, yd, cx, cy, rx, ry = lung_e[layout.atel_side]
         ya = 0.2 + anatomy.diaphragm
-        d = _polyline_distance(X, Y, [(cx - 0.17, ya - layout.atel_tilt * 0.17), (cx + 0.17, ya + layout.atel_tilt * 0.17)])
+        d = _polyline_distance(
+            X, Y, [(cx - 0.17, ya - layout.atel_tilt * 0.17), (cx + 0.17, ya + layout.atel_tilt * 0.17)]
+        )
         opac += 0.7 * atel * _expneg((d / 0.03) ** 2)
-    for name, pos, radius, amp in (("nodule", layout.nodule, 0.025 + 0.02 * g("nodule"), 0.6),
-                                   ("mass", layout.mass, 0.07 + 0.05 * g("mass"), 0.7)):
+    for name, pos, radius, amp in (
+        ("nodule", layout.nodule, 0.025 + 0.02 * g("nodule"), 0.6),
+        ("mass", layout.mass, 0.07 + 0.05 * g("mass"), 0.7),
+    ):
         s = g(name)
         if s > 0:
             side = 1 if pos[0] > 0 else -1
@@ -364,7 +411,9 @@ def render_frontal(
         side = layout.ptx_side
         e, yd, cx, cy, rx, ry = lung_e[side]
         k = 1.0 - 0.38 * ptx
-        ex = ((X - cx + side * 0.29 * (1 - k) * 0.5) / (rx * k)) ** 2 + ((Y - cy - ry * (1 - k) * 0.6) / (ry * k)) ** 2
+        ex = ((X - cx + side * 0.29 * (1 - k) * 0.5) / (rx * k)) ** 2 + (
+            (Y - cy - ry * (1 - k) * 0.6) / (ry * k)
+        ) ** 2
         inside = _ramp(1.0 - e, 0.08) * _ramp(yd - Y, 0.02)
         ptx_region = inside * _ramp(ex - 1.0, 0.08)
         line = inside * _expneg(((ex - 1.0) / 0.05) ** 2)
@@ -385,7 +434,7 @@ def render_frontal(
     u = aX / 0.66
     frac = g("fracture")
     # rib coordinate: integer values on the rib centre lines (10 posterior ribs, curved laterally)
-    v = (Y + 0.72 - anatomy.rib_phase + 0.10 * u - 0.30 * u ** 2) / 0.105
+    v = (Y + 0.72 - anatomy.rib_phase + 0.10 * u - 0.30 * u**2) / 0.105
     if frac > 0:  # the lateral part of one rib is displaced, with a gap at the fracture
         here = (np.sign(X) == layout.fracture_side) & (np.abs(v - layout.fracture_rib) < 0.5)
         v = v - (here & (u > layout.fracture_u)) * np.float32(0.04 * frac / 0.105)
@@ -397,7 +446,12 @@ def render_frontal(
         ribs = ribs * np.where(here, _ramp(np.abs(u - layout.fracture_u) - (0.012 + 0.02 * frac), 0.01), 1.0)
     img += 0.075 * ribs * _ramp(1.03 - u, 0.03) * _ramp(u - 0.08, 0.03) * body
     cla = -0.75 - 0.2 * _clip(aX - 0.06, 0.0, None)
-    img += 0.09 * _clip(1.0 - np.abs(Y - cla) / 0.024, 0.0, 1.0) * _ramp(0.58 - aX, 0.04) * _ramp(aX - 0.05, 0.02)
+    img += (
+        0.09
+        * _clip(1.0 - np.abs(Y - cla) / 0.024, 0.0, 1.0)
+        * _ramp(0.58 - aX, 0.04)
+        * _ramp(aX - 0.05, 0.02)
+    )
 
     # abdomen: gastric bubble under the left hemidiaphragm; hiatal hernia behind the heart
     yd_left = lung_e[1][1]
@@ -427,31 +481,39 @@ def render_frontal(
         for cxy in ((-0.5, -0.75), (0.5, -0.75), (0.45, 0.45)):
             img += 0.3 * _ramp(0.025 - np.hypot(X - cxy[0], Y - cxy[1]), 1.5 * px)
         img += 0.12 * _expneg((_polyline_distance(X, Y, [(-0.5, -0.75), (-0.8, -0.3)]) / 0.006) ** 2)
-    assert img.dtype == np.float32, img.dtype
     return _finish(img, nz, rng, rows, cols)
 
 
 # ----------------------------------------------------------------------------------------------------
 # lateral view (studies only; the pipeline keeps frontal views)
 
+
 def render_lateral(
-    size: tuple[int, int], anatomy: Anatomy, f: dict[str, float], devices: dict[str, bool], nz: Nuisance, gain: float
+    size: tuple[int, int],
+    anatomy: Anatomy,
+    f: dict[str, float],
+    devices: dict[str, bool],
+    nz: Nuisance,
+    gain: float,
 ) -> np.ndarray:
     """Render a lateral film (anterior on the image left). Returns uint8 of shape ``size``."""
     rows, cols = size
     rng = np.random.default_rng(nz.seed)
-    X, Y, px = _pose(rows, cols, anatomy, nz)
+    X, Y, _ = _pose(rows, cols, anatomy, nz)
     gain = gain * FINDING_SCALE
-    g = lambda name: min(1.0, gain * f.get(name, 0.0))  # noqa: E731
+    g = lambda name: min(1.0, gain * f.get(name, 0.0))
     body = _ramp(1.0 - (X / 0.72) ** 2 - ((Y - 0.1) / 1.25) ** 2, 0.08)
     img = TISSUE * body
     yd = 0.3 + 0.25 * (X + 0.5) ** 2 * (X > -0.5)
     lung = _ramp(1.0 - ((X - 0.03) / 0.48) ** 2 - ((Y + 0.12) / 0.7) ** 2, 0.08) * _ramp(yd - Y, 0.02)
     card = g("cardiomegaly")
-    heart = _ramp(1.0 - ((X + 0.18) / (0.22 * anatomy.heart_size * (1 + 0.35 * card))) ** 2 - ((Y - 0.18) / 0.2) ** 2, 0.15)
+    heart = _ramp(
+        1.0 - ((X + 0.18) / (0.22 * anatomy.heart_size * (1 + 0.35 * card))) ** 2 - ((Y - 0.18) / 0.2) ** 2,
+        0.15,
+    )
     air = lung * (1 - 0.9 * heart)
     eff = g("effusion")
-    opac = 0.3 * g("edema") * _expneg(((X ** 2) / 0.1 + (Y ** 2) / 0.1))
+    opac = 0.3 * g("edema") * _expneg((X**2) / 0.1 + (Y**2) / 0.1)
     if eff > 0:
         opac += 0.8 * (0.45 + 0.55 * eff) * _ramp(Y - (0.45 - 0.3 * eff - 0.3 * _clip(X, 0, None)), 0.04)
     opac += 0.5 * g("consolidation") * _expneg(((X - 0.1) ** 2 + (Y - 0.1) ** 2) / 0.03)
@@ -464,12 +526,17 @@ def render_lateral(
     arms = _ramp(1.0 - ((X + 0.05) / 0.35) ** 2 - ((Y + 0.85) / 0.25) ** 2, 0.2)
     img += 0.15 * arms
     if devices.get("ett"):
-        img += 0.4 * min(1.0, gain) * _expneg((_polyline_distance(X, Y, [(-0.2, -1.2), (-0.1, -0.6)]) / 0.014) ** 2)
+        img += (
+            0.4
+            * min(1.0, gain)
+            * _expneg((_polyline_distance(X, Y, [(-0.2, -1.2), (-0.1, -0.6)]) / 0.014) ** 2)
+        )
     return _finish(img, nz, rng, rows, cols)
 
 
 # ----------------------------------------------------------------------------------------------------
 # acquisition: style, tone, blur, noise
+
 
 def _finish(img: np.ndarray, nz: Nuisance, rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
     img = _clip(img, 0.0, 1.0)
@@ -482,17 +549,19 @@ def _finish(img: np.ndarray, nz: Nuisance, rng: np.random.Generator, rows: int, 
         img = 0.9 * img - 0.03
         wl, wr = int(rng.integers(2, 8)), int(rng.integers(2, 8))
         img[:, :wl] = 0.85
-        img[:, cols - wr:] = 0.85
+        img[:, cols - wr :] = 0.85
         r0, c0 = int(rng.integers(4, 10)), int(rng.integers(wl + 3, wl + 12))
-        img[r0:r0 + 6, c0:c0 + 2] = 1.0
-        img[r0 + 5:r0 + 6, c0:c0 + 4] = 1.0
+        img[r0 : r0 + 6, c0 : c0 + 2] = 1.0
+        img[r0 + 5 : r0 + 6, c0 : c0 + 4] = 1.0
     elif nz.style == 4:  # NIH: steeper tone curve with a lifted toe
         img = 0.05 + 0.95 * _clip(img, 0, 1) ** 1.2
     img = _clip(img, 0.0, 1.0) ** nz.gamma
     img = (img - 0.5) * nz.contrast + 0.5 + nz.brightness
     if nz.portable_marker:  # "PORTABLE" text block in a top corner
         r0 = max(2, rows // 40)
-        img[r0:r0 + max(3, rows // 40), cols - max(20, cols // 4) - 3:cols - 3] = 0.95
+        img[r0 : r0 + max(3, rows // 40), cols - max(20, cols // 4) - 3 : cols - 3] = 0.95
     img = gaussian_blur(img, nz.blur)
-    img = img + nz.noise * rng.standard_normal(img.shape, dtype=np.float32) * (0.5 + np.sqrt(_clip(img, 0, 1)))
+    img = img + nz.noise * rng.standard_normal(img.shape, dtype=np.float32) * (
+        0.5 + np.sqrt(_clip(img, 0, 1))
+    )
     return _clip(np.round(img * 255.0), 0, 255).astype(np.uint8)

@@ -113,6 +113,7 @@ def macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def _build(cfg: FinetuneConfig, n_labels: int, lr: float, device: torch.device):
+    seed_everything(cfg.seed)  # the head's initialization must not depend on what ran before
     encoder = build_image_encoder(cfg.encoder, weights=cfg.weights or None)
     model = prepare_model(ImageClassifier(encoder, n_labels), device)
     if cfg.linear_probe:
@@ -149,7 +150,8 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
             model.encoder.eval()
         losses = []
         loader = make_loader(splits.train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch),
-                             num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+                             num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                             drop_last=len(splits.train) > cfg.batch_size)  # no batch of one for BatchNorm
         for batch in loader:
             images = to_device_images(train_transform(batch["image"], cfg.image_size, spec.mean, spec.std, gen), device)
             labels = batch["labels"].to(device, non_blocking=True)

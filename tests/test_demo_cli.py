@@ -1,0 +1,29 @@
+"""The demo end to end through the real command line, at a tiny size (seconds, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+from medcam_lab.cli import main
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--patients", "60", "--image-size", "32", "--pretrain-epochs", "1",
+            "--align-epochs", "1", "--finetune-epochs", "2", "--lr-grid", "0.001", "--n-resamples", "50"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    for ds in ("mimic", "nih"):
+        for arm in ("image_only", "medcam"):
+            for metric in ("auroc", "auprc"):
+                r = results["metrics"][ds][arm][metric]
+                # a percentile interval need not contain the point estimate on tiny sets
+                assert 0.0 <= r["low"] <= r["high"] <= 1.0 and 0.0 <= r["point"] <= 1.0
+        diff = results["differences"][ds]["auroc"]
+        assert -1.0 <= diff["low"] <= diff["high"] <= 1.0
+    report = (out / "report.md").read_text()
+    assert "MedCAM-aligned, fine-tuned" in report and "Image-only pretrained" in report
+    for stage in ("config.json", "run_info.json"):
+        assert (out / stage).exists() and (out / "align" / stage).exists()
+    run_info = json.loads((out / "run_info.json").read_text())
+    assert run_info["versions"]["torch"]

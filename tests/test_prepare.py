@@ -1,0 +1,140 @@
+"""``medcam-lab prepare`` on the generated cohort: layout, pairing rules, counted drops, splits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
+from medcam_lab.data import mimic_cxr
+from medcam_lab.data.mimic_iv import MimicLayoutError, locate_mimic_iv
+from medcam_lab.data.report import CohortReport
+from medcam_lab.ehr import Discretizer
+from medcam_lab.ehr.channels import CHANNELS
+from medcam_lab.prepare import discretize_windows
+
+
+def test_cohort_directory_contents(tiny_cohort):
+    for name in ("pairs.parquet", "labels_raw.parquet", "ehr_values.npy", "ehr_columns.json", "normalizer.json",
+                 "images_uint8.npy", "report.json", "report.md", "config.json", "run_info.json"):
+        assert (tiny_cohort / name).exists(), name
+    pairs = pd.read_parquet(tiny_cohort / "pairs.parquet")
+    for col in ("subject_id", "stay_id", "study_id", "dicom_id", "split", *LABELS_CHEXPERT14):
+        assert col in pairs.columns
+    assert pairs["dicom_id"].is_unique
+    values = np.load(tiny_cohort / "ehr_values.npy")
+    assert values.shape[0] == len(pairs) and values.shape[2] == 76
+    assert json.loads((tiny_cohort / "ehr_columns.json").read_text()) == Discretizer().feature_names
+    # zero past each episode's end; at most 24 bins for a 48 h window at Δt = 2 h
+    assert pairs["n_bins"].between(1, 24).all()
+    for i, n in enumerate(pairs["n_bins"]):
+        assert not values[i, n:].any()
+
+
+def test_patient_level_split_no_subject_in_two_splits(tiny_cohort):
+    pairs = pd.read_parquet(tiny_cohort / "pairs.parquet")
+    assert (pairs.groupby("subject_id")["split"].nunique() == 1).all()
+    assert set(pairs["split"]) == {"train", "val", "test"}
+
+
+def test_pairs_follow_the_pairing_rules(tiny_cohort, tiny_raw):
+    pairs = pd.read_parquet(tiny_cohort / "pairs.parquet")
+    assert pairs["ViewPosition"].isin(["AP", "PA"]).all()
+    assert ((pairs["study_datetime"] >= pairs["intime"]) & (pairs["study_datetime"] <= pairs["outtime"])).all()
+    expected_start = np.maximum(pairs["intime"], pairs["study_datetime"] - pd.Timedelta(hours=48))
+    assert (pairs["window_start"] == expected_start).all()
+    assert np.allclose(pairs["n_bins"], np.ceil(pairs["window_hours"] / 2.0 - 1e-6))
+    # labels follow the default policy (blank → 0, −1 → 0) applied to the raw study labels
+    raw = mimic_cxr.read_chexpert_labels(tiny_raw / "mimic-cxr-jpg").set_index("study_id")
+    expected = raw.loc[pairs["study_id"], list(LABELS_CHEXPERT14)].fillna(0).replace(-1.0, 0.0).to_numpy()
+    assert np.array_equal(pairs[list(LABELS_CHEXPERT14)].to_numpy(), expected)
+
+
+def test_planted_defects_are_counted_not_silently_lost(tiny_cohort, tiny_manifest):
+    report = json.loads((tiny_cohort / "report.json").read_text())
+    pairs = pd.read_parquet(tiny_cohort / "pairs.parquet")
+    defects = tiny_manifest["defects"]
+    broken = {d["dicom_id"] for d in defects["missing_jpg"] + defects["corrupt_jpg"]}
+    assert not broken & set(pairs["dicom_id"])
+    dropped = report["dropped"]
+    failures = {f["path"].split("/")[-1][:-4] for f in report["image_failures"]}
+    assert failures <= broken
+    assert dropped.get("pair: file missing", 0) + dropped.get("pair: unreadable image", 0) == len(failures)
+    no_stay = {d["subject_id"] if isinstance(d, dict) else d for d in defects["subjects_without_icu_stay"]}
+    assert not no_stay & set(pairs["subject_id"])
+    assert "image: subject has no kept ICU stay" in dropped
+    # the report is complete: every filter step and every drop reason is in report.md too
+    text = (tiny_cohort / "report.md").read_text()
+    for reason in dropped:
+        assert reason in text
+
+
+def test_unknown_gcs_spelling_and_garbage_values_are_counted(tmp_path, tiny_raw, tiny_cohort):
+    import gzip
+    import shutil
+
+    from medcam_lab.cli import main
+
+    # Copy the raw cohort and inject values into a kept stay's chartevents.
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_raw, raw)
+    pairs = pd.read_parquet(tiny_cohort / "pairs.parquet")
+    stay = pairs.iloc[0]
+    chart = raw / "mimic-iv" / "icu" / "chartevents.csv.gz"
+    frame = pd.read_csv(chart, dtype=str, keep_default_na=False)
+    row = frame.iloc[0].copy()
+    extra = []
+    for itemid, value in ((220739, "Eyes wide shut"), (220045, "ERROR"), (220045, "inf")):
+        r = row.copy()
+        r["subject_id"], r["hadm_id"], r["stay_id"] = str(stay.subject_id), str(stay.hadm_id), str(stay.stay_id)
+        r["charttime"] = str(stay.study_datetime - pd.Timedelta(hours=1))
+        r["itemid"], r["value"], r["valuenum"] = str(itemid), value, ""
+        extra.append(r)
+    frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
+    with gzip.open(chart, "wt") as fh:
+        frame.to_csv(fh, index=False)
+    out = tmp_path / "cohort"
+    assert main(["prepare", "--mimic-cxr", str(raw / "mimic-cxr-jpg"), "--mimic-iv", str(raw / "mimic-iv"),
+                 "--out", str(out), "--image-cache-size", "36"]) == 0
+    dropped = json.loads((out / "report.json").read_text())["dropped"]
+    assert dropped["event: Glascow coma scale eye opening: unknown category 'Eyes wide shut'"] == 1
+    assert dropped["event: Heart Rate: not a finite number 'ERROR'"] >= 1
+    assert dropped["event: Heart Rate: not a finite number 'inf'"] >= 1
+
+
+def test_missing_table_is_a_clear_error(tmp_path, tiny_raw):
+    import shutil
+
+    root = tmp_path / "mimic-iv"
+    shutil.copytree(tiny_raw / "mimic-iv", root)
+    (root / "icu" / "chartevents.csv.gz").unlink()
+    with pytest.raises(MimicLayoutError, match="chartevents"):
+        locate_mimic_iv(root)
+
+
+def test_window_discretization_by_hand():
+    """Two images of one stay: each gets only the events of its own 48 h window, hours from the window start."""
+    t0 = pd.Timestamp("2150-01-01 00:00")
+    pairs = pd.DataFrame({
+        "stay_id": [1, 1], "subject_id": [7, 7], "dicom_id": ["a", "b"],
+        "window_start": [t0, t0 + pd.Timedelta(hours=12)],
+        "study_datetime": [t0 + pd.Timedelta(hours=5), t0 + pd.Timedelta(hours=60)],
+    })
+    pairs["window_hours"] = (pairs["study_datetime"] - pairs["window_start"]) / pd.Timedelta(hours=1)
+    wide = pd.DataFrame({"stay_id": [1, 1, 1], "charttime": [t0 + pd.Timedelta(hours=h) for h in (1.0, 4.5, 30.0)]})
+    for ch in CHANNELS:
+        wide[ch] = ""
+    wide["Heart Rate"] = ["80", "90", "120"]
+    kept, values, _ = discretize_windows(pairs, wide, PrepareConfig(), CohortReport())
+    hr = Discretizer().feature_names.index("Heart Rate")
+    mask = Discretizer().feature_names.index("mask->Heart Rate")
+    # image a: window [0, 5] h → 3 bins; 1.0 h → bin 0, 4.5 h → bin 2; bin 1 carries 80 forward
+    assert kept["n_bins"].tolist() == [3, 24]
+    assert values[0][:, hr].tolist() == [80.0, 80.0, 90.0]
+    assert values[0][:, mask].tolist() == [1.0, 0.0, 1.0]
+    # image b: window [12, 60] h → only the 30 h event, at 18 h from the window start → bin 8
+    assert values[1][8, hr] == 120.0 and values[1][:, mask].sum() == 1.0 and values[1][8, mask] == 1.0
+    assert values[1][0, hr] == 86.0  # before the first observation: the normal value

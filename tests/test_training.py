@@ -1,0 +1,59 @@
+"""Training loops on the tiny prepared cohort: resume after an interruption, saved backbones, predictions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision
+
+from medcam_lab.config import AlignConfig, FinetuneConfig
+from medcam_lab.models import build_image_encoder
+from medcam_lab.training.align import align
+from medcam_lab.training.finetune import finetune, read_predictions
+
+
+def _align_cfg(cohort, out, epochs):
+    return AlignConfig(cohort=str(cohort), out=str(out), encoder="resnet_small", image_size=32, proj_dim=16,
+                       ehr_hidden=16, k=3, epochs=epochs, batch_size=8, lr=1e-3, seed=3)
+
+
+def test_interrupted_alignment_resumes_to_the_same_weights(tiny_cohort, tmp_path):
+    straight = torch.load(align(_align_cfg(tiny_cohort, tmp_path / "a", epochs=2)), weights_only=True)
+    # A run stopped after its first epoch checkpoint, then restarted with the same output directory.
+    align(_align_cfg(tiny_cohort, tmp_path / "b", epochs=1))
+    resumed = torch.load(align(_align_cfg(tiny_cohort, tmp_path / "b", epochs=2)), weights_only=True)
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    history = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert not (tmp_path / "b" / "checkpoint.pt.tmp").exists()
+
+
+def test_adapted_backbone_differs_from_start_and_loads_into_a_fresh_encoder(tiny_cohort, tmp_path):
+    path = align(_align_cfg(tiny_cohort, tmp_path / "a", epochs=1))
+    fresh = build_image_encoder("resnet_small", weights=str(path))
+    state = torch.load(path, weights_only=True)
+    assert not any(k.startswith("fc.") for k in state)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in state.items())
+    # the ResNet-50 variant of the same file format loads into torchvision's own model
+    r50 = build_image_encoder("resnet50")
+    missing, unexpected = torchvision.models.resnet50(weights=None).load_state_dict(r50.state_dict(), strict=False)
+    assert set(missing) == {"fc.weight", "fc.bias"} and not unexpected
+
+
+def test_finetune_writes_predictions_for_the_test_split_once(tiny_cohort, tmp_path):
+    cfg = FinetuneConfig(data=str(tiny_cohort), out=str(tmp_path / "ft"), encoder="resnet_small", image_size=32,
+                         lr_grid=(1e-3, 1e-2), epochs=3, batch_size=16, eval_every=1, patience=2)
+    path = finetune(cfg)
+    y_true, y_score, names, ids = read_predictions(path)
+    pairs = pd.read_parquet(tiny_cohort / "pairs.parquet")
+    assert sorted(ids) == sorted(pairs.loc[pairs["split"] == "test", "dicom_id"])
+    assert y_true.shape == y_score.shape == (len(ids), 14)
+    assert np.isfinite(y_score).all() and ((y_score >= 0) & (y_score <= 1)).all()
+    summary = json.loads((tmp_path / "ft" / "finetune_summary.json").read_text())
+    assert len(summary["grid"]) == 2
+    assert summary["selected"]["best_val_auroc"] == max(g["best_val_auroc"] for g in summary["grid"])
