@@ -25,19 +25,20 @@ SETTINGS = {
     "no alignment (image-only)": None,
     "frozen": dict(backbone_mode="frozen"),
     "last_block ×0.1": dict(backbone_mode="last_block", backbone_lr_mult=0.1),
-    "adapt ×0.1 (default)": dict(backbone_mode="adapt", backbone_lr_mult=0.1),
-    "full ×1": dict(backbone_mode="full"),
-    "adapt ×0.1, global only": dict(backbone_mode="adapt", lambda_local=0.0),
-    "adapt ×0.1, local only": dict(backbone_mode="adapt", lambda_global=0.0),
+    "adapt ×0.1": dict(backbone_mode="adapt", backbone_lr_mult=0.1),
+    "full, lr 3e-4": dict(backbone_mode="full", lr=3e-4),
+    "full, lr 3e-4, global only": dict(backbone_mode="full", lr=3e-4, lambda_local=0.0),
+    "full, lr 3e-4, local only": dict(backbone_mode="full", lr=3e-4, lambda_global=0.0),
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", required=True, help="a `medcam-lab demo` output directory")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these settings (names as in SETTINGS)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--align-epochs", type=int, default=15)
-    parser.add_argument("--finetune-epochs", type=int, default=30)
+    parser.add_argument("--finetune-epochs", type=int, default=40)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -47,10 +48,11 @@ def main() -> None:
     pretrained = str(demo / "pretrain" / "encoder.pt")
     rows = []
     for name, overrides in SETTINGS.items():
+        if args.only and name not in args.only:
+            continue
         vals, tops = [], []
         for seed in args.seeds:
-            tag = name.split(" ")[0].replace("(", "") + ("_" + "_".join(f"{k}{v}" for k, v in overrides.items())
-                                                        if overrides else "") + f"_s{seed}"
+            tag = "".join(c if c.isalnum() else "_" for c in name) + f"_s{seed}"
             weights = pretrained
             if overrides is not None:
                 cfg = AlignConfig(**{**align_cfg, "out": str(out / tag / "align"), "epochs": args.align_epochs,
@@ -60,7 +62,8 @@ def main() -> None:
                 tops.append(history[-1]["val_retrieval_top5"])
             ft = FinetuneConfig(data=align_cfg["cohort"], out=str(out / tag / "finetune"), encoder=align_cfg["encoder"],
                                 weights=weights, image_size=align_cfg["image_size"], lr_grid=(1e-3,),
-                                epochs=args.finetune_epochs, batch_size=32, eval_every=2, patience=4, seed=seed)
+                                epochs=args.finetune_epochs, batch_size=32, eval_start=args.finetune_epochs * 2 // 5,
+                                eval_every=2, patience=5, seed=seed)
             finetune(ft)
             y_true, y_score, _, _ = read_predictions(out / tag / "finetune" / "predictions_val.parquet")
             vals.append(macro_auroc(y_true, y_score))

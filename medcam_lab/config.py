@@ -99,6 +99,7 @@ class AlignConfig:
         backbone_mode: ``adapt`` (backbone at ``lr × backbone_lr_mult``), ``frozen``, ``last_block``, ``full``.
         k: number of EHR timesteps per image in the local loss.
         temperature: τ; with ``learnable_temperature`` it is the initial value.
+        keep_best: save the backbone of the epoch with the lowest validation alignment loss.
     """
 
     cohort: str = ""
@@ -125,13 +126,16 @@ class AlignConfig:
     num_workers: int = 0
     device: str = "auto"
     checkpoint_every: int = 1
+    keep_best: bool = True
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Image-only fine-tuning with a linear head and BCE (``spec/method.md`` §5).
 
-    ``dataset`` is ``cohort`` (a prepared MIMIC cohort directory) or ``nih`` (an NIH-layout root).
+    ``dataset`` is ``cohort`` (a prepared MIMIC cohort directory) or ``nih`` (a prepared NIH directory).
+    Validation starts at epoch ``eval_start`` and repeats every ``eval_every`` epochs (BenchX: 10 and 5);
+    ``patience`` counts evaluations without improvement.
     The learning-rate grid's winner is chosen on validation macro-AUROC; test is touched once.
     """
 
@@ -146,6 +150,7 @@ class FinetuneConfig:
     linear_probe: bool = False
     epochs: int = 200
     batch_size: int = 64
+    eval_start: int = 10
     eval_every: int = 5
     patience: int = 10
     seed: int = 0
@@ -166,16 +171,25 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """``medcam-lab demo``: the whole pipeline on the generated cohort, CPU-sized."""
+    """``medcam-lab demo``: the whole pipeline on the generated cohort, CPU-sized.
+
+    Attributes:
+        visual_gain: strength of the findings drawn in the generated images (``SynthConfig.visual_gain``).
+        align_backbone_mode, align_lr: how alignment trains the backbone on the demo (see
+            ``docs/decisions.md`` for the ablation behind these values).
+    """
 
     out: str = "demo_out"
     patients: int = 400
     seed: int = 0
+    visual_gain: float = 3.0
+    align_backbone_mode: str = "full"
+    align_lr: float = 3e-4
     encoder: str = "resnet_small"
     image_size: int = 64
-    pretrain_epochs: int = 30
+    pretrain_epochs: int = 40
     align_epochs: int = 15
-    finetune_epochs: int = 30
+    finetune_epochs: int = 40
     lr_grid: tuple[float, ...] = (1e-2, 1e-3)
     n_resamples: int = 1000
 

@@ -62,7 +62,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         return value
 
     data = out / "data"
-    synth_cfg = SynthConfig(n_patients=cfg.patients, seed=cfg.seed, n_ood_patients=max(40, round(0.75 * cfg.patients)))
+    synth_cfg = SynthConfig(n_patients=cfg.patients, seed=cfg.seed, n_ood_patients=max(40, round(0.75 * cfg.patients)),
+                            visual_gain=cfg.visual_gain)
     timed("synth", generate_cohort, data, synth_cfg)
     cache = _cache_size(cfg.image_size)
     prep = PrepareConfig(mimic_cxr=str(data / "mimic-cxr-jpg"), mimic_iv=str(data / "mimic-iv"),
@@ -75,7 +76,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     pretrained = timed("pretrain", pretrain_image_encoder, pre)
     ali = AlignConfig(cohort=prep.out, out=str(out / "align"), encoder=cfg.encoder, weights=str(pretrained),
                       image_size=cfg.image_size, proj_dim=128, ehr_hidden=128, epochs=cfg.align_epochs,
-                      batch_size=32, lr=1e-3, seed=cfg.seed)
+                      batch_size=32, lr=cfg.align_lr, backbone_mode=cfg.align_backbone_mode, seed=cfg.seed)
     adapted = timed("align", align, ali)
 
     weights = {"image_only": str(pretrained), "medcam": str(adapted)}
@@ -86,7 +87,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         for arm, w in weights.items():
             ft = FinetuneConfig(data=path, dataset=kind, out=str(out / "finetune" / arm / ds), encoder=cfg.encoder,
                                 weights=w, image_size=cfg.image_size, lr_grid=cfg.lr_grid,
-                                epochs=cfg.finetune_epochs, batch_size=32, eval_every=2, patience=4, seed=cfg.seed)
+                                epochs=cfg.finetune_epochs, batch_size=32, eval_start=max(1, cfg.finetune_epochs * 2 // 5),
+                                eval_every=2, patience=5, seed=cfg.seed)
             predictions[arm] = timed(f"finetune {arm} {ds}", finetune, ft)
             ev = EvaluateConfig(predictions=str(predictions[arm]), out=str(Path(ft.out) / "evaluation"),
                                 n_resamples=cfg.n_resamples, seed=cfg.seed)
@@ -116,7 +118,8 @@ def render_report(results: dict, cfg: DemoConfig) -> str:
         "Generated MIMIC-shaped cohort (see `data_cards/synthetic.md`): these numbers show that the pipeline "
         "runs and whether EHR alignment transfers the planted information; they are not the paper's numbers.",
         "",
-        f"Encoder `{cfg.encoder}` at {cfg.image_size} px; {cfg.patients} generated patients; seed {cfg.seed}; "
+        f"Encoder `{cfg.encoder}` at {cfg.image_size} px; {cfg.patients} generated patients (visual gain "
+        f"{cfg.visual_gain}); alignment: backbone mode `{cfg.align_backbone_mode}`, lr {cfg.align_lr:g}; seed {cfg.seed}; "
         f"{cfg.n_resamples} bootstrap resamples (percentile 95% intervals).",
         "",
         "| model | " + " | ".join(f"{DATASETS[d]} AUROC | {DATASETS[d]} AUPRC" for d in DATASETS) + " |",

@@ -47,7 +47,7 @@ def test_adapted_backbone_differs_from_start_and_loads_into_a_fresh_encoder(tiny
 
 def test_finetune_writes_predictions_for_the_test_split_once(tiny_cohort, tmp_path):
     cfg = FinetuneConfig(data=str(tiny_cohort), out=str(tmp_path / "ft"), encoder="resnet_small", image_size=32,
-                         lr_grid=(1e-3, 1e-2), epochs=3, batch_size=16, eval_every=1, patience=2)
+                         lr_grid=(1e-3, 1e-2), epochs=3, batch_size=16, eval_start=1, eval_every=1, patience=2)
     path = finetune(cfg)
     y_true, y_score, names, ids = read_predictions(path)
     pairs = pd.read_parquet(tiny_cohort / "pairs.parquet")
@@ -57,3 +57,18 @@ def test_finetune_writes_predictions_for_the_test_split_once(tiny_cohort, tmp_pa
     summary = json.loads((tmp_path / "ft" / "finetune_summary.json").read_text())
     assert len(summary["grid"]) == 2
     assert summary["selected"]["best_val_auroc"] == max(g["best_val_auroc"] for g in summary["grid"])
+
+
+def test_frozen_mode_leaves_the_backbone_exactly_as_loaded(tiny_cohort, tmp_path):
+    from medcam_lab.models import backbone_state_dict, save_state_dict_atomic
+
+    start = tmp_path / "start.pt"
+    save_state_dict_atomic(backbone_state_dict(build_image_encoder("resnet_small")), start)
+    cfg = _align_cfg(tiny_cohort, tmp_path / "frozen", epochs=2)
+    cfg = type(cfg)(**{**cfg.__dict__, "weights": str(start), "backbone_mode": "frozen"})
+    adapted = torch.load(align(cfg), weights_only=True)
+    original = torch.load(start, weights_only=True)
+    assert all(torch.equal(adapted[k], original[k]) for k in original)  # BatchNorm statistics included
+    adapt_cfg = type(cfg)(**{**cfg.__dict__, "out": str(tmp_path / "adapt"), "backbone_mode": "adapt"})
+    changed = torch.load(align(adapt_cfg), weights_only=True)
+    assert any(not torch.equal(changed[k], original[k]) for k in original)

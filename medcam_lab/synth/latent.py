@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medcam_lab.config import LABELS_CHEXPERT14
+from medcam_lab.data.nih import NIH_LABELS as NIH_LABEL_NAMES
+
 CONDITIONS: tuple[str, ...] = (
     "fluid_overload",  # heart failure / volume overload
     "infection",  # pneumonia / sepsis
@@ -30,22 +33,7 @@ CONDITIONS: tuple[str, ...] = (
 )
 C = {name: i for i, name in enumerate(CONDITIONS)}
 
-CHEXPERT_LABELS: tuple[str, ...] = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Enlarged Cardiomediastinum",
-    "Fracture",
-    "Lung Lesion",
-    "Lung Opacity",
-    "No Finding",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Pneumonia",
-    "Pneumothorax",
-    "Support Devices",
-)
+CHEXPERT_LABELS: tuple[str, ...] = LABELS_CHEXPERT14
 """The 14 labels of ``mimic-cxr-2.0.0-chexpert.csv.gz``, in the official column order."""
 
 FINDINGS: tuple[str, ...] = tuple(l for l in CHEXPERT_LABELS if l not in ("No Finding", "Support Devices"))
@@ -410,22 +398,7 @@ def report_labels(
 # ----------------------------------------------------------------------------------------------------
 # NIH (out-of-distribution) conditions
 
-NIH_LABELS: tuple[str, ...] = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Effusion",
-    "Emphysema",
-    "Fibrosis",
-    "Hernia",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pleural_Thickening",
-    "Pneumonia",
-    "Pneumothorax",
-)
+NIH_LABELS: tuple[str, ...] = NIH_LABEL_NAMES
 
 NIH_CONDITIONS: dict[str, float] = {
     "fluid_overload": 0.10,

@@ -2,8 +2,9 @@
 
 The image encoder starts from an image-only checkpoint (``weights``), the LSTM and both projection heads
 start fresh, and the global + local contrastive losses pull the EHR representation into the image space
-(``spec/method.md`` §3–4). After training the heads are dropped and the adapted backbone is saved alone as
-a plain state_dict (``adapted_backbone.pt``, loadable into a fresh torchvision ResNet of the same kind).
+(``spec/method.md`` §3–4). After training the heads are dropped and the adapted backbone is saved alone. **Decision:** with ``keep_best`` (default) it is the backbone of the epoch with the lowest
+validation alignment loss (validation split only; the test split is never used here), otherwise the last
+epoch's; ``selected.json`` says which. It is written as a plain state_dict (``adapted_backbone.pt``, loadable into a fresh torchvision ResNet of the same kind).
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ def align(cfg: AlignConfig) -> Path:
         groups.append({"params": extra, "lr": cfg.lr, "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     ckpt = out / "checkpoint.pt"
-    start, history, _ = resume_training_state(ckpt, module, optimizer)
+    start, history, state = resume_training_state(ckpt, module, optimizer)
+    best = state.get("best", {"val_loss": float("inf"), "epoch": 0})
+    best_path = out / "best_backbone.pt"
     if start:
         log.info("resuming alignment after epoch %d", start)
     spec = module.model.image_encoder.spec
@@ -139,10 +142,18 @@ def align(cfg: AlignConfig) -> Path:
         record |= evaluate_alignment(module, val_set, cfg, device)
         record["temperature"] = float(module.loss.temperature)
         history.append(record)
+        if record["val_loss"] < best["val_loss"]:
+            best = {"val_loss": record["val_loss"], "epoch": epoch + 1}
+            save_state_dict_atomic(backbone_state_dict(module.model.image_encoder), best_path)
         log.info("align epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
         if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-            save_training_state(ckpt, epoch + 1, module, optimizer, history)
+            save_training_state(ckpt, epoch + 1, module, optimizer, history, extra={"best": best})
     weights = out / "adapted_backbone.pt"
-    save_state_dict_atomic(backbone_state_dict(module.model.image_encoder), weights)
+    if cfg.keep_best and best["epoch"] > 0:
+        save_state_dict_atomic(torch.load(best_path, map_location="cpu", weights_only=True), weights)
+    else:
+        save_state_dict_atomic(backbone_state_dict(module.model.image_encoder), weights)
     write_json_atomic(out / "history.json", history)
+    write_json_atomic(out / "selected.json", {"keep_best": cfg.keep_best, "best_epoch": best["epoch"],
+                                              "best_val_loss": best["val_loss"], "epochs_run": len(history)})
     return weights

@@ -1,7 +1,8 @@
 """``medcam-lab finetune``: image-only multi-label fine-tuning with a linear head (``spec/method.md`` §5).
 
 For each learning rate of the grid: encoder (from ``weights``) + linear head, BCE-with-logits over the known
-labels (NaN labels are masked out), validation macro-AUROC every ``eval_every`` epochs, early stopping after
+labels (NaN labels are masked out), validation macro-AUROC from epoch ``eval_start`` on, every ``eval_every``
+epochs (BenchX: 10 and 5, so an early plateau does not end a run), early stopping after
 ``patience`` evaluations without improvement, the best-validation weights kept. The grid's winner is chosen
 on validation only; then the test split is predicted once and the predictions are written for
 ``medcam-lab evaluate``.
@@ -164,7 +165,7 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
             losses.append(loss.detach())
         epoch += 1
         record: dict = {"epoch": epoch, "train_loss": float(torch.stack(losses).mean())}
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+        if epoch == cfg.epochs or (epoch >= cfg.eval_start and (epoch - cfg.eval_start) % cfg.eval_every == 0):
             val_auroc = macro_auroc(splits.val.labels, predict(model, splits.val, cfg, device))
             record["val_auroc"] = val_auroc
             if val_auroc > best["val_auroc"]:
