@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--demo", required=True, help="a `medcam-lab demo` output directory")
     parser.add_argument("--only", nargs="+", default=None, help="run only these settings (names as in SETTINGS)")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--align-epochs", type=int, default=15)
+    parser.add_argument("--align-epochs", type=int, default=20)
     parser.add_argument("--finetune-epochs", type=int, default=40)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()

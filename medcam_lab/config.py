@@ -183,12 +183,12 @@ class DemoConfig:
     patients: int = 400
     seed: int = 0
     visual_gain: float = 3.0
-    align_backbone_mode: str = "full"
-    align_lr: float = 3e-4
+    align_backbone_mode: str = "adapt"
+    align_lr: float = 1e-3
     encoder: str = "resnet_small"
     image_size: int = 64
     pretrain_epochs: int = 40
-    align_epochs: int = 15
+    align_epochs: int = 20
     finetune_epochs: int = 40
     lr_grid: tuple[float, ...] = (1e-2, 1e-3)
     n_resamples: int = 1000

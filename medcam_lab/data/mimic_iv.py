@@ -137,6 +137,7 @@ def stream_events(
     con = duckdb.connect()
     try:
         con.execute("SET threads TO 2")
+        con.execute("SET enable_progress_bar = true")  # shown for scans that take more than ~2 s
         con.register("keep_ids", pd.DataFrame({"id": keep_ids.astype("int64").unique()}))
         con.register("keep_items", pd.DataFrame({"itemid": sorted(int(i) for i in itemids)}))
         header = con.execute(f"SELECT * FROM read_csv('{path}', all_varchar=true) LIMIT 0").df()

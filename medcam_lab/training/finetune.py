@@ -143,6 +143,7 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
         log.info("resuming lr=%g after epoch %d", lr, start)
     stopped = state is not None and bool(state["extra"].get("stopped", False))
     epoch = start
+    bar = tqdm(total=cfg.epochs, initial=start, desc=f"finetune lr={lr:g}", leave=False, mininterval=2.0)
     while epoch < cfg.epochs and not stopped:
         seed_everything(epoch_seed(cfg.seed, epoch))
         gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
@@ -175,9 +176,11 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
                 bad_evals += 1
                 stopped = bad_evals >= cfg.patience
         history.append(record)
+        bar.update()
         save_checkpoint({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "history": history, "extra": {"best": best, "bad_evals": bad_evals, "stopped": stopped}},
                         ckpt_path)
+    bar.close()
     write_json_atomic(out / "history.json", history)
     return {"lr": lr, "best_val_auroc": best["val_auroc"], "best_epoch": best["epoch"], "epochs_run": epoch,
             "early_stopped": stopped}
@@ -195,9 +198,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     splits = load_splits(cfg)
     summaries = []
     for i, lr in enumerate(cfg.lr_grid):
-        with tqdm(total=1, desc=f"finetune lr={lr:g} ({i + 1}/{len(cfg.lr_grid)})", leave=False) as bar:
-            summaries.append(train_one_lr(cfg, splits, lr, out / f"lr_{i}", device))
-            bar.update()
+        summaries.append(train_one_lr(cfg, splits, lr, out / f"lr_{i}", device))
         log.info("lr=%g: best val macro-AUROC %.4f at epoch %d", lr, summaries[-1]["best_val_auroc"],
                  summaries[-1]["best_epoch"])
     valid = [s for s in summaries if np.isfinite(s["best_val_auroc"])]
