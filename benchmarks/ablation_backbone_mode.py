@@ -72,7 +72,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     lines = [f"Demo cohort `{demo}` (encoder {demo_cfg['encoder']}, {demo_cfg['image_size']} px), seeds {args.seeds}; "
              f"alignment {args.align_epochs} epochs, fine-tune lr 1e-3 up to {args.finetune_epochs} epochs.", "",
-             "| setting | val macro-AUROC after fine-tuning (mean over seeds) | per seed | val image→EHR top-5 retrieval |",
+             "| setting | val macro-AUROC after fine-tuning (mean over seeds) | per seed "
+             "| val image→EHR top-5 retrieval |",
              "|---|---|---|---|"]
     for r in rows:
         top5 = "–" if r["val_retrieval_top5"] is None else f"{r['val_retrieval_top5']:.3f}"

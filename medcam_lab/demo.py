@@ -87,7 +87,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         for arm, w in weights.items():
             ft = FinetuneConfig(data=path, dataset=kind, out=str(out / "finetune" / arm / ds), encoder=cfg.encoder,
                                 weights=w, image_size=cfg.image_size, lr_grid=cfg.lr_grid,
-                                epochs=cfg.finetune_epochs, batch_size=32, eval_start=max(1, cfg.finetune_epochs * 2 // 5),
+                                epochs=cfg.finetune_epochs, batch_size=32,
+                                eval_start=max(1, cfg.finetune_epochs * 2 // 5),
                                 eval_every=2, patience=5, seed=cfg.seed)
             predictions[arm] = timed(f"finetune {arm} {ds}", finetune, ft)
             ev = EvaluateConfig(predictions=str(predictions[arm]), out=str(Path(ft.out) / "evaluation"),
@@ -119,7 +120,8 @@ def render_report(results: dict, cfg: DemoConfig) -> str:
         "runs and whether EHR alignment transfers the planted information; they are not the paper's numbers.",
         "",
         f"Encoder `{cfg.encoder}` at {cfg.image_size} px; {cfg.patients} generated patients (visual gain "
-        f"{cfg.visual_gain}); alignment: backbone mode `{cfg.align_backbone_mode}`, lr {cfg.align_lr:g}; seed {cfg.seed}; "
+        f"{cfg.visual_gain}); alignment: backbone mode `{cfg.align_backbone_mode}`, lr {cfg.align_lr:g}; "
+        f"seed {cfg.seed}; "
         f"{cfg.n_resamples} bootstrap resamples (percentile 95% intervals).",
         "",
         "| model | " + " | ".join(f"{DATASETS[d]} AUROC | {DATASETS[d]} AUPRC" for d in DATASETS) + " |",

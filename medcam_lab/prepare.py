@@ -108,7 +108,9 @@ def pair_images_with_stays(
     return pairs.sort_values(["subject_id", "study_datetime", "dicom_id"]).reset_index(drop=True)
 
 
-def load_events(layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, cfg: PrepareConfig, report: CohortReport) -> pd.DataFrame:
+def load_events(
+    layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, cfg: PrepareConfig, report: CohortReport
+) -> pd.DataFrame:
     """Cleaned events of the 17 variables for the kept stays: stay_id, charttime, variable, clean_value."""
     chart, chart_counts = mimic_iv.stream_events(
         layout.chartevents, CHART_ITEMIDS, stays["stay_id"], key="stay_id", source="chartevents"

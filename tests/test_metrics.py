@@ -193,7 +193,7 @@ def test_bootstrap_equals_literal_sklearn_loop(metric):
     assert res["point"] == pytest.approx(np.nanmean(vals), abs=1e-12)
     assert res["basic_low"] == pytest.approx(2 * res["point"] - hi, abs=1e-10)
     assert res["basic_high"] == pytest.approx(2 * res["point"] - lo, abs=1e-10)
-    for col, j in enumerate([0, 1, 2, 4]):
+    for j in [0, 1, 2, 4]:
         pl = res["per_label"][f"label_{j}"]
         ref = per_label_ref[:, j]
         np.testing.assert_allclose(res["label_replicates"][f"label_{j}"], ref, rtol=0, atol=1e-10)

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import torchvision
 
@@ -72,3 +73,23 @@ def test_frozen_mode_leaves_the_backbone_exactly_as_loaded(tiny_cohort, tmp_path
     adapt_cfg = type(cfg)(**{**cfg.__dict__, "out": str(tmp_path / "adapt"), "backbone_mode": "adapt"})
     changed = torch.load(align(adapt_cfg), weights_only=True)
     assert any(not torch.equal(changed[k], original[k]) for k in original)
+
+
+def test_evaluate_cli_matches_sklearn_point_estimates(tiny_cohort, tmp_path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from medcam_lab.cli import main
+
+    cfg = FinetuneConfig(data=str(tiny_cohort), out=str(tmp_path / "ft"), encoder="resnet_small", image_size=32,
+                         lr_grid=(1e-3,), epochs=2, batch_size=16, eval_start=1, eval_every=1, patience=2)
+    path = finetune(cfg)
+    assert main(["evaluate", "--predictions", str(path), "--out", str(tmp_path / "ev"), "--n-resamples", "100"]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    y_true, y_score, names, _ = read_predictions(path)
+    for metric, fn in (("auroc", roc_auc_score), ("auprc", average_precision_score)):
+        kept = [j for j in range(len(names)) if len(np.unique(y_true[:, j])) == 2]
+        expected = np.mean([fn(y_true[:, j], y_score[:, j]) for j in kept])
+        assert metrics[metric]["point"] == pytest.approx(expected, abs=1e-12)
+        assert sorted(metrics[metric]["skipped_labels"]) == sorted(
+            names[j] for j in range(len(names)) if j not in kept)
+        assert metrics[metric]["low"] <= metrics[metric]["high"]

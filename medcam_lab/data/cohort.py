@@ -67,7 +67,10 @@ def load_cohort(root: str | Path) -> Cohort:
 
 
 class PairedDataset(torch.utils.data.Dataset):
-    """Image–EHR pairs of one split. A batch: image (B,S,S) uint8, ehr (B,T,76), lengths (B,), labels (B,L), index (B,)."""
+    """Image–EHR pairs of one split.
+
+    A batch: image (B,S,S) uint8, ehr (B,T,76), lengths (B,), labels (B,L), index (B,).
+    """
 
     def __init__(self, cohort: Cohort, split: str) -> None:
         self.cohort = cohort

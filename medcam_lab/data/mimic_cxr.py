@@ -46,7 +46,8 @@ def study_datetime(study_date: pd.Series, study_time: pd.Series) -> pd.Series:
 def image_relpath(subject_id: pd.Series, study_id: pd.Series, dicom_id: pd.Series) -> pd.Series:
     """``files/pNN/p<subject>/s<study>/<dicom_id>.jpg`` for each row."""
     subj = subject_id.astype("int64").astype(str)
-    return "files/p" + subj.str[:2] + "/p" + subj + "/s" + study_id.astype("int64").astype(str) + "/" + dicom_id + ".jpg"
+    study = study_id.astype("int64").astype(str)
+    return "files/p" + subj.str[:2] + "/p" + subj + "/s" + study + "/" + dicom_id + ".jpg"
 
 
 def read_metadata(root: str | Path) -> pd.DataFrame:

@@ -29,7 +29,10 @@ NIH_LABELS: tuple[str, ...] = (
 
 
 def find_entry_table(root: Path) -> Path:
-    for name in ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv.gz", "Data_Entry_2017.csv.gz"):
+    names = (
+        "Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv.gz", "Data_Entry_2017.csv.gz",
+    )
+    for name in names:
         if (root / name).exists():
             return root / name
     raise FileNotFoundError(f"no Data_Entry_2017*.csv under {root}")

@@ -36,7 +36,7 @@ C = {name: i for i, name in enumerate(CONDITIONS)}
 CHEXPERT_LABELS: tuple[str, ...] = LABELS_CHEXPERT14
 """The 14 labels of ``mimic-cxr-2.0.0-chexpert.csv.gz``, in the official column order."""
 
-FINDINGS: tuple[str, ...] = tuple(l for l in CHEXPERT_LABELS if l not in ("No Finding", "Support Devices"))
+FINDINGS: tuple[str, ...] = tuple(name for name in CHEXPERT_LABELS if name not in ("No Finding", "Support Devices"))
 """The 12 findings with an intensity driven by the conditions (Support Devices comes from devices)."""
 
 FINDING_WEIGHTS: dict[str, dict[str, float]] = {

@@ -510,7 +510,7 @@ def draw_patients(config: SynthConfig) -> list[Patient]:
             (1 + int(rng.random() < config.second_admission_fraction)) if has_icu else int(rng.random() < 0.6)
         )
         died = False
-        for k in range(n_adm):
+        for _ in range(n_adm):
             if died:
                 break
             hadm_id = unique("hadm", int(rng.integers(20_000_000, 30_000_000)), 20_000_000, 30_000_000)

@@ -2,9 +2,11 @@
 
 The image encoder starts from an image-only checkpoint (``weights``), the LSTM and both projection heads
 start fresh, and the global + local contrastive losses pull the EHR representation into the image space
-(``spec/method.md`` §3–4). After training the heads are dropped and the adapted backbone is saved alone. **Decision:** with ``keep_best`` (default) it is the backbone of the epoch with the lowest
-validation alignment loss (validation split only; the test split is never used here), otherwise the last
-epoch's; ``selected.json`` says which. It is written as a plain state_dict (``adapted_backbone.pt``, loadable into a fresh torchvision ResNet of the same kind).
+(``spec/method.md`` §3–4). After training the heads are dropped and the adapted backbone is saved alone,
+as a plain state_dict (``adapted_backbone.pt``, loadable into a fresh torchvision ResNet of the same kind).
+**Decision:** with ``keep_best`` (default) it is the backbone of the epoch with the lowest validation
+alignment loss (validation split only; the test split is never used here), otherwise the last epoch's;
+``selected.json`` says which.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from medcam_lab.models import (
 )
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.checkpoint import resume_training_state, save_training_state
-from medcam_lab.training.runtime import autocast, epoch_seed, prepare_model, resolve_device, seed_everything, to_device_images
+from medcam_lab.training.runtime import (
+    autocast,
+    epoch_seed,
+    prepare_model,
+    resolve_device,
+    seed_everything,
+    to_device_images,
+)
 
 log = logging.getLogger("medcam_lab")
 

@@ -28,7 +28,14 @@ from medcam_lab.metrics import per_label_metric
 from medcam_lab.models import build_image_encoder, save_state_dict_atomic
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.checkpoint import load_checkpoint, save_checkpoint
-from medcam_lab.training.runtime import autocast, epoch_seed, prepare_model, resolve_device, seed_everything, to_device_images
+from medcam_lab.training.runtime import (
+    autocast,
+    epoch_seed,
+    prepare_model,
+    resolve_device,
+    seed_everything,
+    to_device_images,
+)
 
 log = logging.getLogger("medcam_lab")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -22,7 +21,14 @@ from medcam_lab.losses.barlow_twins import barlow_twins_loss
 from medcam_lab.models import backbone_state_dict, build_image_encoder, save_state_dict_atomic
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.checkpoint import resume_training_state, save_training_state
-from medcam_lab.training.runtime import autocast, epoch_seed, prepare_model, resolve_device, seed_everything, to_device_images
+from medcam_lab.training.runtime import (
+    autocast,
+    epoch_seed,
+    prepare_model,
+    resolve_device,
+    seed_everything,
+    to_device_images,
+)
 
 log = logging.getLogger("medcam_lab")
 
