@@ -56,7 +56,9 @@ def _config(cls: type, args: argparse.Namespace) -> Any:
 def _cmd_synth(args: argparse.Namespace) -> None:
     from medcam_lab.synth import SynthConfig, generate_cohort
 
-    manifest = generate_cohort(args.out, SynthConfig(n_patients=args.patients, seed=args.seed))
+    manifest = generate_cohort(
+        args.out, SynthConfig(n_patients=args.patients, seed=args.seed, visual_gain=args.visual_gain)
+    )
     print(json.dumps(manifest.get("counts", {}), indent=2))
     print(f"wrote a MIMIC-shaped demo cohort to {args.out}")
 
@@ -129,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, help="directory to write")
     synth.add_argument("--patients", type=int, default=400, help="number of patients (default: 400)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    synth.add_argument("--visual-gain", type=float, default=1.0,
+                       help="strength of the findings drawn in the images (default: 1.0; the demo uses 3.0)")
     synth.set_defaults(func=_cmd_synth)
     for name, (help_text, cls, required, func) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -138,3 +138,22 @@ def test_window_discretization_by_hand():
     # image b: window [12, 60] h → only the 30 h event, at 18 h from the window start → bin 8
     assert values[1][8, hr] == 120.0 and values[1][:, mask].sum() == 1.0 and values[1][8, mask] == 1.0
     assert values[1][0, hr] == 86.0  # before the first observation: the normal value
+
+
+def test_every_image_is_accounted_for(tiny_cohort):
+    """Images in metadata = pairs + every image-level drop: nothing disappears without a reason."""
+    report = json.loads((tiny_cohort / "report.json").read_text())
+    counts = {s["step"]: s["count"] for s in report["steps"]}
+    image_drops = sum(n for reason, n in report["dropped"].items() if reason.startswith(("image:", "pair:")))
+    assert counts["CXR images in metadata"] == counts["pairs with a readable image"] + image_drops
+    assert counts["pairs with a readable image"] == sum(counts[f"pairs in {s}"] for s in ("train", "val", "test"))
+
+
+def test_cli_reports_a_wrong_root_clearly(tmp_path, capsys):
+    from medcam_lab.cli import main
+
+    code = main(["prepare", "--mimic-cxr", str(tmp_path), "--mimic-iv", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "MIMIC-IV root" in err and "nope" in err and "Traceback" not in err
