@@ -180,14 +180,14 @@ class DemoConfig:
     """
 
     out: str = "demo_out"
-    patients: int = 400
+    patients: int = 800
     seed: int = 0
     visual_gain: float = 3.0
     align_backbone_mode: str = "adapt"
     align_lr: float = 1e-3
     encoder: str = "resnet_small"
     image_size: int = 64
-    pretrain_epochs: int = 40
+    pretrain_epochs: int = 30
     align_epochs: int = 20
     finetune_epochs: int = 40
     lr_grid: tuple[float, ...] = (1e-2, 1e-3)

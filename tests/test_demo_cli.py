@@ -13,16 +13,17 @@ def test_demo_end_to_end(tmp_path):
             "--align-epochs", "1", "--finetune-epochs", "2", "--lr-grid", "0.001", "--n-resamples", "50"]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
-    for ds in ("mimic", "nih"):
+    for protocol, ds in [(p, d) for p in ("finetune", "linear_probe") for d in ("mimic", "nih")]:
         for arm in ("image_only", "medcam"):
             for metric in ("auroc", "auprc"):
-                r = results["metrics"][ds][arm][metric]
+                r = results["metrics"][protocol][ds][arm][metric]
                 # a percentile interval need not contain the point estimate on tiny sets
                 assert 0.0 <= r["low"] <= r["high"] <= 1.0 and 0.0 <= r["point"] <= 1.0
-        diff = results["differences"][ds]["auroc"]
+        diff = results["differences"][protocol][ds]["auroc"]
         assert -1.0 <= diff["low"] <= diff["high"] <= 1.0
     report = (out / "report.md").read_text()
-    assert "MedCAM-aligned, fine-tuned" in report and "Image-only pretrained" in report
+    assert "MedCAM-aligned" in report and "Image-only pretrained" in report
+    assert "## Linear probe" in report and "## Fine-tuned" in report
     for stage in ("config.json", "run_info.json"):
         assert (out / stage).exists() and (out / "align" / stage).exists()
     run_info = json.loads((out / "run_info.json").read_text())
