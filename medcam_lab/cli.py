@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
         if args.verbose:
             raise
-        print(f"medcam-lab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"medcam-lab {args.command}: error: {exc} (run with -v for the full traceback)", file=sys.stderr)
         return 2
     return 0
 

@@ -157,3 +157,18 @@ def test_cli_reports_a_wrong_root_clearly(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "MIMIC-IV root" in err and "nope" in err and "Traceback" not in err
+
+
+def test_loaded_cohort_standardizes_continuous_columns_and_keeps_padding_zero(tiny_cohort):
+    from medcam_lab.data.cohort import load_cohort
+    from medcam_lab.ehr import CONTINUOUS_FEATURE_INDICES, Normalizer
+
+    cohort = load_cohort(tiny_cohort)
+    raw = np.load(tiny_cohort / "ehr_values.npy")
+    normalizer = Normalizer.load(tiny_cohort / "normalizer.json")
+    for i, n in enumerate(cohort.lengths):
+        np.testing.assert_allclose(cohort.ehr[i, :n], normalizer.transform(raw[i, :n]), rtol=1e-6)
+        assert not cohort.ehr[i, n:].any()
+    train = cohort.pairs["split"].to_numpy() == "train"
+    pooled = np.concatenate([cohort.ehr[i, :n] for i, n in enumerate(cohort.lengths) if train[i]])
+    np.testing.assert_allclose(pooled[:, CONTINUOUS_FEATURE_INDICES].mean(0), 0.0, atol=1e-4)

@@ -55,9 +55,9 @@ def load_cohort(root: str | Path) -> Cohort:
     columns = json.loads((root / "ehr_columns.json").read_text())
     normalizer = Normalizer.load(root / "normalizer.json")
     lengths = pairs["n_bins"].to_numpy(dtype=np.int64)
-    normalized = np.zeros_like(values)
-    for i, n in enumerate(lengths):
-        normalized[i, :n] = normalizer.transform(values[i, :n])
+    n, t_max, n_features = values.shape
+    normalized = normalizer.transform(values.reshape(-1, n_features)).reshape(n, t_max, n_features)
+    normalized[np.arange(t_max)[None, :] >= lengths[:, None]] = 0.0  # padding stays exactly zero
     images = open_image_cache(root)
     if not (len(pairs) == len(values) == len(images)):
         raise ValueError(
