@@ -1,0 +1,123 @@
+"""The dataset contract shared by every chest X-ray dataset here (modelled on torchxrayvision).
+
+- ``pathologies``: the label names, in column order.
+- ``labels``: ``(N, L)`` float32 array, 1 / 0 / NaN (NaN = unknown, masked in the loss and the metrics).
+- ``csv``: a DataFrame row-aligned with the items (image id, patient id where the dataset has one, split,
+  view, path on disk, ...).
+- ``dataset[i]``: a dict ``{"idx": i, "lab": labels[i], "img": (H, W) uint8 tensor}`` (``transform``, if
+  given, is applied to the image tensor).
+- ``relabel(pathologies)``: reorder the label columns to another list, adding all-NaN columns for names the
+  dataset does not have (so several datasets can share one head).
+- ``skipped``: ``{reason: [ids]}`` of items dropped at construction (missing files, unreadable images);
+  nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+__all__ = ["XRayDataset", "read_split_ids", "check_columns", "read_gray_image"]
+
+
+def read_split_ids(name: str) -> list[str]:
+    """Ids of one shipped split list (``medcam_lab/datasets/splits/<name>.txt.gz``, see its README).
+
+    Shape:
+        - no tensors.
+    """
+    ref = resources.files("medcam_lab.datasets") / "splits" / f"{name}.txt.gz"
+    if not ref.is_file():
+        raise FileNotFoundError(f"no shipped split list {name!r} ({ref})")
+    with gzip.open(ref.open("rb"), "rt") as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
+def check_columns(frame: pd.DataFrame, required: Sequence[str], path: str | Path, what: str) -> None:
+    """Raise a ValueError naming the file and the missing columns if ``frame`` lacks any of ``required``."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: not a {what} table; missing column(s) {missing}; found {list(frame.columns)[:20]}")
+
+
+def read_gray_image(path: str | Path) -> np.ndarray:
+    """An 8-bit grayscale image (H, W) uint8 from PNG/JPG (RGB is converted with PIL's luma)."""
+    with Image.open(path) as img:
+        if img.mode == "I;16" or img.mode == "I":
+            arr = np.asarray(img, dtype=np.float64)
+            top = arr.max() if arr.max() > 0 else 1.0
+            return np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+
+
+class XRayDataset(torch.utils.data.Dataset):
+    """Images on disk + a label table, on the contract described in the module docstring.
+
+    Args:
+        table: label table indexed by image id, one column per pathology (1/0/NaN) plus metadata columns.
+        pathologies: which columns are labels.
+        paths: full image path per row of ``table`` (same order).
+        transform: optional callable applied to the (H, W) uint8 image tensor.
+        check_files: drop rows whose file is missing (counted under ``skipped["missing file"]``).
+        reader: image reader (path → (H, W) uint8 array).
+
+    Shape:
+        - ``labels``: (N, L) float32; ``dataset[i]["img"]``: (H, W) uint8 unless ``transform`` changes it.
+    """
+
+    def __init__(self, table: pd.DataFrame, pathologies: Sequence[str], paths: Sequence[str | Path],
+                 transform: Callable | None = None, check_files: bool = True,
+                 reader: Callable[[Path], np.ndarray] = read_gray_image) -> None:
+        if len(paths) != len(table):
+            raise ValueError(f"{len(paths)} paths for {len(table)} label rows")
+        csv = table.copy()
+        csv["path"] = [str(p) for p in paths]
+        self.skipped: dict[str, list[str]] = {}
+        if check_files:
+            exists = np.array([Path(p).is_file() for p in csv["path"]], dtype=bool)
+            if (~exists).any():
+                self.skipped["missing file"] = [str(i) for i in csv.index[~exists]]
+            csv = csv.loc[exists]
+        self.pathologies = list(pathologies)
+        self.labels = csv[self.pathologies].to_numpy(dtype=np.float32)
+        self.csv = csv.reset_index().rename(columns={"index": "image_id"}) if csv.index.name is None \
+            else csv.reset_index()
+        self.transform = transform
+        self.reader = reader
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, idx: int) -> dict:
+        img = torch.from_numpy(self.reader(Path(self.csv["path"].iat[idx])))
+        if self.transform is not None:
+            img = self.transform(img)
+        return {"idx": idx, "lab": self.labels[idx], "img": img}
+
+    def relabel(self, pathologies: Sequence[str]) -> XRayDataset:
+        """Reorder the label columns to ``pathologies``; names this dataset lacks become all-NaN columns.
+
+        Returns ``self`` (modified in place).
+        """
+        index = {name: j for j, name in enumerate(self.pathologies)}
+        new = np.full((len(self.labels), len(pathologies)), np.nan, dtype=np.float32)
+        for j, name in enumerate(pathologies):
+            if name in index:
+                new[:, j] = self.labels[:, index[name]]
+        self.labels, self.pathologies = new, list(pathologies)
+        return self
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per label: number of positives, negatives and unknowns."""
+        return {
+            name: {"positive": int((col == 1).sum()), "negative": int((col == 0).sum()),
+                   "unknown": int(np.isnan(col).sum())}
+            for name, col in zip(self.pathologies, self.labels.T)
+        }
