@@ -54,7 +54,7 @@ def read_gray_image(path: str | Path) -> np.ndarray:
             arr = np.asarray(img, dtype=np.float64)
             top = arr.max() if arr.max() > 0 else 1.0
             return np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
-        return np.asarray(img.convert("L"), dtype=np.uint8)
+        return np.array(img.convert("L"), dtype=np.uint8)
 
 
 class XRayDataset(torch.utils.data.Dataset):
