@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "CHECKPOINT_LAYOUTS",
+    "CheckpointLayout",
     "CheckpointKeyError",
     "LoadReport",
     "load_backbone_weights",
@@ -61,36 +63,134 @@ class LoadReport:
     ignored_keys: list[str] = field(default_factory=list)
 
 
+def _key_list(keys: Iterable[str]) -> str:
+    keys = sorted(keys)
+    more = f" … (+{len(keys) - 10} more)" if len(keys) > 10 else ""
+    return f"{keys[:10]}{more}"
+
+
 def _strip_common_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
     if state and all(key.startswith(prefix) for key in state):
         return {key[len(prefix):]: value for key, value in state.items()}
     return state
 
 
-def _unwrap(obj: Any, path: str, select_prefix: str | None) -> dict[str, Tensor]:
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """How one family of checkpoint files maps onto an encoder's state_dict (spec/cxr.md Part B).
+
+    Attributes:
+        name: layout name (an :class:`~medcam_lab.models.ImageEncoderSpec` names its layout).
+        wrappers: container keys unwrapped at the top level, first match wins (``state_dict``, ``model``...).
+        select_prefixes: if any key starts with one of these (tried in order, after stripping a common
+            ``module.``), only those keys are kept, prefix removed (e.g. ``backbone.``, ``visual.model.``).
+        drop_prefixes: documented non-encoder keys, dropped and listed in the report (projectors, detection
+            necks/heads, MIM decoder heads). Anything else unexpected fails.
+        rename: optional key mapping (the original name → the model's name).
+        head_keys: classifier keys the model may lack or the file may lack.
+
+    Shape:
+        - no tensors.
+    """
+
+    name: str
+    wrappers: tuple[str, ...] = ("state_dict", "model")
+    select_prefixes: tuple[str, ...] = ()
+    drop_prefixes: tuple[str, ...] = ()
+    rename: Callable[[str], str] | None = None
+    head_keys: tuple[str, ...] = HEAD_KEYS
+
+
+def _eva_rename(key: str) -> str:
+    """EVA-02/EVA-X original names → timm ``Eva`` names (EVA-X ``checkpoint_filter_fn``)."""
+    for old, new in (("mlp.ffn_ln", "mlp.norm"), ("attn.inner_attn_ln", "attn.norm"), ("mlp.w12", "mlp.fc1"),
+                     ("mlp.w1", "mlp.fc1_g"), ("mlp.w2", "mlp.fc1_x"), ("mlp.w3", "mlp.fc2")):
+        key = key.replace(old, new)
+    if key.startswith("norm."):  # MIM checkpoints: the final norm feeds the pooled feature → fc_norm
+        key = "fc_" + key
+    return key
+
+
+CHECKPOINT_LAYOUTS: dict[str, CheckpointLayout] = {
+    layout.name: layout
+    for layout in (
+        CheckpointLayout("torchvision"),
+        # resnet50.pth (plain keys), checkpoint.pth ({epoch, model: module.backbone./projector./bn.}),
+        # an mmdet detector ({meta, state_dict: backbone./neck./rpn_head./roi_head.})
+        CheckpointLayout("barlowtwins_cxr", select_prefixes=("backbone.",),
+                         drop_prefixes=("projector.", "bn.", "neck.", "rpn_head.", "roi_head.")),
+        CheckpointLayout("eva_x", wrappers=("model_ema", "model", "module", "state_dict"),
+                         select_prefixes=("visual.trunk.", "visual."),
+                         drop_prefixes=("mask_token", "lm_head.", "rope."), rename=_eva_rename,
+                         head_keys=("head.weight", "head.bias")),
+        CheckpointLayout("convirt", select_prefixes=("visual.model.",)),
+        CheckpointLayout("gloria", select_prefixes=("gloria.img_encoder.model.", "img_encoder.model.")),
+        CheckpointLayout("medclip", select_prefixes=("vision_model.model.",)),
+        CheckpointLayout("mgca", select_prefixes=("img_encoder_q.model.",)),
+    )
+}
+
+
+def _read_checkpoint(path: str) -> Any:
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path, device="cpu")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle.UnpicklingError(
+            f"{path}: refused by torch.load(weights_only=True): the file holds Python objects that need code "
+            f"execution to unpickle. Re-save only the weights where the file was written (e.g. "
+            f"torch.save(model.state_dict(), 'plain.pt')) or convert it to .safetensors. Detail: {err}"
+        ) from err
+
+
+def _unwrap(obj: Any, path: str, select_prefix: str | None,
+            layout: CheckpointLayout | None = None) -> tuple[dict[str, Tensor], list[str]]:
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected a state_dict (a mapping), got {type(obj).__name__}")
-    for wrapper in ("state_dict", "model"):
+    wrappers = layout.wrappers if layout is not None else ("state_dict", "model")
+    for wrapper in wrappers:
         if wrapper in obj and isinstance(obj[wrapper], Mapping):
             obj = obj[wrapper]
             break
     state = dict(obj)
     state = _strip_common_prefix(state, "module.")
-    if select_prefix:
-        state = {k[len(select_prefix):]: v for k, v in state.items() if k.startswith(select_prefix)}
-        if not state:
+    dropped: list[str] = []
+    prefixes = (select_prefix,) if select_prefix else (layout.select_prefixes if layout is not None else ())
+    for prefix in prefixes:
+        if any(k.startswith(prefix) for k in state):
+            outside = [k for k in state if not k.startswith(prefix)]
+            if layout is not None and layout.drop_prefixes:
+                strange = [k for k in outside if not k.startswith(layout.drop_prefixes)]
+                if strange:
+                    raise CheckpointKeyError(f"{path}: keys outside {prefix!r} that the {layout.name!r} layout does "
+                                             f"not document: {_key_list(strange)}")
+            if layout is None and outside:
+                outside = []  # an explicit select_prefix: the caller chose to ignore the rest
+            dropped += outside
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            break
+    else:
+        if select_prefix:
             raise ValueError(f"{path}: no key starts with select_prefix {select_prefix!r}")
+        if layout is not None and layout.select_prefixes and not layout.drop_prefixes:
+            raise ValueError(f"{path}: no key starts with any of {list(layout.select_prefixes)} "
+                             f"(expected the {layout.name!r} checkpoint layout)")
     state = _strip_common_prefix(state, "backbone.")
+    if layout is not None:
+        kept = {}
+        for key, value in state.items():
+            if key.startswith(layout.drop_prefixes):
+                dropped.append(key)
+            else:
+                kept[layout.rename(key) if layout.rename else key] = value
+        state = kept
     bad = [key for key, value in state.items() if not isinstance(value, Tensor)]
     if bad:
         raise ValueError(f"{path}: non-tensor entries in the state_dict: {bad[:10]}")
-    return state
-
-
-def _key_list(keys: Iterable[str]) -> str:
-    keys = sorted(keys)
-    more = f" … (+{len(keys) - 10} more)" if len(keys) > 10 else ""
-    return f"{keys[:10]}{more}"
+    return state, dropped
 
 
 def load_backbone_weights(
@@ -100,6 +200,7 @@ def load_backbone_weights(
     allowed_unexpected: Iterable[str] = HEAD_KEYS,
     *,
     select_prefix: str | None = None,
+    layout: str | CheckpointLayout | None = None,
 ) -> LoadReport:
     """Load a local backbone checkpoint into ``model``, strictly.
 
@@ -116,13 +217,18 @@ def load_backbone_weights(
         allowed_unexpected: checkpoint keys the model may lack; they are ignored.
         select_prefix: keep only checkpoint keys starting with this prefix (after ``module.`` stripping)
             and remove it.
+        layout: a :data:`CHECKPOINT_LAYOUTS` name (or a :class:`CheckpointLayout`): its wrappers, prefix
+            selection, documented dropped keys and renames are applied, and its ``head_keys`` are added
+            to ``allowed_missing``/``allowed_unexpected``. Files ending in ``.safetensors`` are read with
+            safetensors.
 
     Returns:
         A :class:`LoadReport`.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        pickle.UnpicklingError: if the file holds objects that ``weights_only`` refuses (custom classes).
+        pickle.UnpicklingError: if the file holds objects that ``weights_only`` refuses (custom classes,
+            i.e. unpickling would execute code); the message says how to re-export the weights.
         CheckpointKeyError: (a ``KeyError`` and ``ValueError``) on missing/unexpected keys other than the
             allowed ones; the message lists the first 10 of each and the file.
         ValueError: on a shape mismatch (naming the key) or a non-tensor entry.
@@ -133,15 +239,17 @@ def load_backbone_weights(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(
-            f"{path}: refused by torch.load(weights_only=True) (it holds non-tensor objects): {err}"
-        ) from err
-    state = _unwrap(obj, path, select_prefix)
+    if isinstance(layout, str):
+        if layout not in CHECKPOINT_LAYOUTS:
+            raise ValueError(f"unknown checkpoint layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
+        layout = CHECKPOINT_LAYOUTS[layout]
+    obj = _read_checkpoint(path)
+    state, dropped = _unwrap(obj, path, select_prefix, layout)
     target = model.state_dict()
     allowed_missing, allowed_unexpected = set(allowed_missing), set(allowed_unexpected)
+    if layout is not None:
+        allowed_missing |= set(layout.head_keys)
+        allowed_unexpected |= set(layout.head_keys)
 
     missing = set(target) - set(state)
     unexpected = set(state) - set(target)
@@ -165,7 +273,7 @@ def load_backbone_weights(
             )
     to_load = {key: value for key, value in state.items() if key not in ignored}
     model.load_state_dict(to_load, strict=False)
-    return LoadReport(path=path, missing_keys=sorted(missing), ignored_keys=sorted(ignored))
+    return LoadReport(path=path, missing_keys=sorted(missing), ignored_keys=sorted(ignored | set(dropped)))
 
 
 def backbone_state_dict(model: nn.Module, head_prefix: str = "fc.") -> dict[str, Tensor]:

@@ -1,10 +1,18 @@
-"""Image-encoder registry: name → builder + preprocessing config (timm-style, offline only).
+"""Image-encoder registry: name → builder + preprocessing + checkpoint layout (timm-style, offline only).
 
-Every registered encoder is a torchvision-style ResNet whose ``fc`` is ``nn.Identity``: its forward maps
-``(B, 3, H, W)`` images to pooled ``(B, F)`` features and its state_dict keys are plain torchvision keys
-(``conv1.*``, ``bn1.*``, ``layer1..4.*``), so checkpoints move freely between it and
-``torchvision.models.resnet50(weights=None)``. Weights are never downloaded: ``weights`` is a local file
-path loaded by :func:`medcam_lab.models.checkpoints.load_backbone_weights`.
+Every registered encoder maps ``(B, 3, H, W)`` images to a pooled ``(B, F)`` feature (no classifier), and its
+entry carries the input size, the normalisation mean/std and the checkpoint layout its files use, so none of
+these is left to a user's memory:
+
+- ``resnet50`` / ``resnet18`` / ``resnet_small``: torchvision-style ResNets (``fc`` = Identity; plain
+  torchvision keys), random init or a local state_dict.
+- ``barlowtwins_cxr``: ResNet-50 reading BarlowTwins-CXR's plain, DDP and detector files.
+- ``eva_x_tiny`` / ``eva_x_small``: EVA-X ViTs through timm's ``Eva`` (mean-pooled ``fc_norm`` feature).
+- ``convirt_resnet50``, ``gloria_resnet50``, ``medclip_resnet50``, ``mgca_resnet50``: image encoders
+  exported from image-text models (only the image-encoder keys are read).
+
+Weights are never downloaded: ``weights`` is a local file (``torch.load(weights_only=True)`` or
+``.safetensors``) loaded strictly by :func:`medcam_lab.models.checkpoints.load_backbone_weights`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ from medcam_lab.models.checkpoints import load_backbone_weights
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "BENCHX_MEAN",
+    "BENCHX_STD",
+    "EVA_X_MEAN",
+    "EVA_X_STD",
     "ImageEncoderSpec",
     "SmallResNet",
     "register_image_encoder",
@@ -48,6 +60,8 @@ class ImageEncoderSpec:
         std: per-channel normalisation std (3 values).
         weights: default local weights file, or ``None`` (random init).
         notes: provenance / intended use.
+        checkpoint_layout: the :data:`~medcam_lab.models.checkpoints.CHECKPOINT_LAYOUTS` entry used to read
+            its checkpoint files (prefixes, documented dropped keys, key renames).
 
     Shape:
         - the built module maps (B, 3, input_size, input_size) to (B, num_features).
@@ -61,6 +75,7 @@ class ImageEncoderSpec:
     std: tuple[float, float, float]
     weights: str | None = None
     notes: str = ""
+    checkpoint_layout: str = "torchvision"
 
 
 _REGISTRY: dict[str, ImageEncoderSpec] = {}
@@ -141,7 +156,7 @@ def build_image_encoder(name: str, weights: str | os.PathLike[str] | None = None
     model.spec = spec
     path = weights if weights is not None else spec.weights
     if path is not None:
-        load_backbone_weights(model, path)
+        load_backbone_weights(model, path, layout=spec.checkpoint_layout)
     return model
 
 
@@ -237,3 +252,76 @@ register_image_encoder(
         "demo on 64×64 grayscale images replicated to 3 channels (mean 0.5, std 0.25).",
     )
 )
+
+#: BenchX's classification normalisation (NIHTransforms), used for the image-text encoders it evaluates.
+BENCHX_MEAN, BENCHX_STD = (0.4978, 0.4978, 0.4978), (0.2449, 0.2449, 0.2449)
+#: EVA-X's normalisation (grayscale replicated to 3 channels).
+EVA_X_MEAN, EVA_X_STD = (0.49185, 0.49185, 0.49185), (0.28509, 0.28509, 0.28509)
+
+
+def _eva_x(embed_dim: int, num_heads: int) -> Callable[[], nn.Module]:
+    """An EVA-X ViT (patch 16, 224 px, learned pos-embed + 2-D RoPE, SwiGLU, mean-pooled ``fc_norm``
+    feature) built with timm's ``Eva`` and no classifier (``num_classes=0``); never downloads."""
+
+    def build() -> nn.Module:
+        try:
+            from timm.models.eva import Eva
+        except ImportError as err:  # pragma: no cover - timm is a declared dependency
+            raise ImportError("EVA-X encoders need timm >= 0.9 (`pip install timm`)") from err
+        return Eva(img_size=224, patch_size=16, embed_dim=embed_dim, depth=12, num_heads=num_heads,
+                   mlp_ratio=4 * 2 / 3, swiglu_mlp=True, use_rot_pos_emb=True, ref_feat_shape=(14, 14),
+                   global_pool="avg", num_classes=0)
+
+    return build
+
+
+register_image_encoder(
+    ImageEncoderSpec(
+        name="barlowtwins_cxr",
+        builder=_resnet50,
+        num_features=2048,
+        input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        checkpoint_layout="barlowtwins_cxr",
+        notes="BarlowTwins-CXR (Sheng et al. 2024; HF haooyuee/Barlowtwins-CXR): torchvision ResNet-50 "
+        "self-supervised on the official NIH train_val list; ImageNet mean/std. Reads resnet50.pth / "
+        "best_model.pth (plain keys), checkpoint.pth (DDP: module.backbone.*, projector and bn dropped) and "
+        "the mmdet detector (backbone.*; neck/rpn_head/roi_head dropped).",
+    )
+)
+for _name, _dim, _heads in (("eva_x_tiny", 192, 3), ("eva_x_small", 384, 6)):
+    register_image_encoder(
+        ImageEncoderSpec(
+            name=_name,
+            builder=_eva_x(_dim, _heads),
+            num_features=_dim,
+            input_size=224,
+            mean=EVA_X_MEAN,
+            std=EVA_X_STD,
+            checkpoint_layout="eva_x",
+            notes=f"EVA-X-{'Ti' if _dim == 192 else 'S'} (Yao et al. 2025; HF MapleF/eva_x "
+            f"eva_x_{'tiny' if _dim == 192 else 'small'}_patch16_merged520k_mim.pt) via timm Eva; pooled "
+            "fc_norm feature; EVA-02 key renames, MIM norm → fc_norm, mask_token/lm_head/rope dropped.",
+        )
+    )
+for _name, _layout, _source in (
+    ("convirt_resnet50", "convirt", "ConVIRT (BenchX re-train, ConVIRT.pth; prefix visual.model.)"),
+    ("gloria_resnet50", "gloria", "GLoRIA chexpert_resnet50.ckpt (Lightning state_dict; prefix "
+                                  "gloria.img_encoder.model.)"),
+    ("medclip_resnet50", "medclip", "MedCLIP-ResNet pytorch_model.bin (prefix vision_model.model.)"),
+    ("mgca_resnet50", "mgca", "MGCA-ResNet-50 (prefix img_encoder_q.model.)"),
+):
+    register_image_encoder(
+        ImageEncoderSpec(
+            name=_name,
+            builder=_resnet50,
+            num_features=2048,
+            input_size=224,
+            mean=BENCHX_MEAN,
+            std=BENCHX_STD,
+            checkpoint_layout=_layout,
+            notes=f"Image encoder exported from an image-text model: {_source}. Only the image-encoder keys "
+            "are read (the text model is dropped, as BenchX does); BenchX's NIHTransforms mean/std.",
+        )
+    )
