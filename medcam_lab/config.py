@@ -233,3 +233,70 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-friendly dict of a config dataclass (tuples become lists)."""
     out = dataclasses.asdict(config)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class MedModConfig:
+    """MedMod-style *concurrent* image–EHR pretraining, the baselines of the paper's Table 2
+    (``spec/baselines.md`` §4): both encoders trained together from ``weights`` (random init by default).
+
+    Attributes:
+        objective: ``infonce`` (cross-modal InfoNCE, MedMod's "simclr"), ``vicreg`` or ``align`` (InfoNCE with
+            a learnable temperature on batches with 16–20 % deliberately mismatched pairs).
+        proj_dim: projection width (MedMod: 128 for infonce/vicreg, 512 for align).
+        temperature: τ of ``infonce`` (MedMod scripts: 0.01) and the initial τ of ``align`` (0.07).
+    """
+
+    cohort: str = ""
+    out: str = ""
+    objective: str = "infonce"
+    encoder: str = "resnet50"
+    weights: str = ""
+    image_size: int = 224
+    proj_dim: int = 128
+    ehr_hidden: int = 128
+    temperature: float = 0.1
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """``medcam-lab reproduce``: every model × dataset of the paper's Tables 2–4 that the data allow.
+
+    Attributes:
+        suite: ``paper`` (Tables 2–4 and the ablations).
+        data_root: a ``medcam-lab demo`` output directory (``cohort/``, ``nih/``, ``pretrain/``), or a folder
+            with a prepared MIMIC cohort in ``cohort/`` and the raw OOD datasets in ``nih/``, ``vindr/``,
+            ``chexpert/`` (whatever is absent is reported as skipped).
+        models: model names to run (empty = all of the suite); see ``medcam_lab.reproduce.MODELS``.
+        datasets: dataset names to run (empty = all present): ``mimic``, ``nih``, ``vindr``, ``chexpert``.
+        weights: ``name=path`` entries for encoders that need a local file (``barlowtwins_cxr``,
+            ``eva_x_tiny``, ``eva_x_small``, ``convirt``, ``gloria``, ``medclip``, ``mgca``) and optionally
+            ``image_only=...`` (the image-pretrained encoder MedCAM starts from).
+        encoder, image_size: the ResNet used for the supervised, MedMod and MedCAM rows.
+        quick: CPU-sized epochs (demo and tests); off = the paper's protocol sizes.
+    """
+
+    suite: str = "paper"
+    data_root: str = ""
+    out: str = "reproduce_out"
+    models: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    weights: tuple[str, ...] = ()
+    encoder: str = "resnet50"
+    image_size: int = 224
+    align_epochs: int = 20
+    pretrain_epochs: int = 20
+    finetune_epochs: int = 200
+    lr_grid: tuple[float, ...] = (1e-2, 1e-3, 1e-5)
+    batch_size: int = 64
+    linear_probe: bool = False
+    k_sweep: tuple[int, ...] = (1, 5, 10, 20)
+    n_resamples: int = 1000
+    seed: int = 0
+    device: str = "auto"
