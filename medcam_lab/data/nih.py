@@ -5,9 +5,11 @@ chest X-ray database and benchmarks on weakly-supervised classification and loca
 diseases." CVPR 2017. Files read: ``Data_Entry_2017*.csv`` (one row per image), ``train_val_list.txt``,
 ``test_list.txt`` and the PNGs under ``images*/``.
 
-Labels: exact token match on ``Finding Labels`` split at ``|`` ("No Finding" → all zeros). The official
-test list is the test split; the official train/val list is split by patient into train and val
-(**Decision:** 1/8 of its patients to val, ≈ 70/10/20 overall, seeded).
+Labels: exact token match on ``Finding Labels`` split at ``|`` ("No Finding" → all zeros). Splits:
+``split="official"`` (default; the generated demo set ships its own official-style lists): the official test
+list is the test split; the official train/val list is split by patient into train and val
+(**Decision:** 1/8 of its patients to val, ≈ 70/10/20 overall, seeded). ``split="benchx"`` (real data, the
+paper's protocol): the BenchX lists shipped in ``medcam_lab/datasets/splits`` (70/10/20, patient-level).
 """
 
 from __future__ import annotations
@@ -54,23 +56,35 @@ def nih_labels(finding_labels: pd.Series) -> pd.DataFrame:
     )
 
 
-def _image_path(root: Path, name: str) -> Path:
-    direct = root / "images" / name
-    if direct.exists():
-        return direct
-    hits = list(root.glob(f"images*/**/{name}"))
-    return hits[0] if hits else direct
+def _benchx_split(entries: pd.DataFrame, report: CohortReport) -> pd.DataFrame:
+    from medcam_lab.datasets.base import read_split_ids
+
+    split_of: dict[str, str] = {}
+    for name in ("train", "val", "test"):
+        split_of.update(dict.fromkeys(read_split_ids(f"benchx_nih_{name}"), name))
+    split = entries["Image Index"].map(split_of)
+    report.drop("image: in no BenchX split list", int(split.isna().sum()))
+    entries = entries.loc[split.notna()].reset_index(drop=True)
+    entries["split"] = split.dropna().to_numpy()
+    return entries
 
 
-def prepare_nih(root: str | Path, out: str | Path, image_size: int, seed: int = 0) -> dict:
-    """Write an NIH image cache + ``labels.parquet`` (split, patient, 14 labels) under ``out``."""
+def prepare_nih(root: str | Path, out: str | Path, image_size: int, seed: int = 0, split: str = "official") -> dict:
+    """Write an NIH image cache + ``labels.parquet`` (split, patient, 14 labels) under ``out``.
+
+    ``split``: ``"official"`` (official test list + a seeded patient-level val carve-out) or ``"benchx"``.
+    """
     root, out = Path(root), Path(out)
+    if split not in ("official", "benchx"):
+        raise ValueError(f"NIH split must be 'official' or 'benchx', got {split!r}")
     report = CohortReport()
     entries = pd.read_csv(find_entry_table(root))
     for col in ("Image Index", "Finding Labels", "Patient ID"):
         if col not in entries.columns:
             raise ValueError(f"{find_entry_table(root)} lacks column {col!r}")
     report.step("images in Data_Entry", len(entries), patients=int(entries["Patient ID"].nunique()))
+    if split == "benchx":
+        return _write_prepared(root, out, image_size, _benchx_split(entries, report), report)
     test_ids = set((root / "test_list.txt").read_text().split())
     trainval_ids = set((root / "train_val_list.txt").read_text().split())
     in_list = entries["Image Index"].isin(test_ids | trainval_ids)
@@ -81,8 +95,13 @@ def prepare_nih(root: str | Path, out: str | Path, image_size: int, seed: int = 
     inner = patient_split(entries.loc[tv, "Patient ID"], (7 / 8, 0.0, 1 / 8), seed)
     split[tv] = np.where(inner == "test", "val", inner)
     entries["split"] = split
+    return _write_prepared(root, out, image_size, entries, report)
+
+
+def _write_prepared(root: Path, out: Path, image_size: int, entries: pd.DataFrame, report: CohortReport) -> dict:
     labels = nih_labels(entries["Finding Labels"])
-    paths = [_image_path(root, name) for name in entries["Image Index"]]
+    found = {p.name: p for p in root.glob("images*/**/*.png")}  # one directory walk, not one per image
+    paths = [found.get(name, root / "images" / name) for name in entries["Image Index"]]
     ok, failures = build_image_cache(paths, out, image_size, desc="NIH image cache")
     for failure in failures:
         report.drop(f"image: {failure['reason'].split(':')[0]}", 1, [failure["path"]])

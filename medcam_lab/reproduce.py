@@ -1,0 +1,341 @@
+"""``medcam-lab reproduce --suite paper``: every row of the paper's Tables 2–4 (and the ablations) that the
+data present allow, fine-tuned and evaluated with one protocol (``spec/method.md`` §5), in one command.
+
+Rows (``MODELS``):
+- ``supervised_resnet``: the ResNet from random init, fine-tuned (supervised baseline).
+- ``image_only``: the image-pretrained encoder MedCAM starts from, fine-tuned (``--weights image_only=...``;
+  else ``<data-root>/pretrain/encoder.pt`` from ``medcam-lab demo``; else BarlowTwins-CXR's file if given;
+  else the Barlow Twins stand-in is pretrained here).
+- ``barlowtwins_cxr``, ``eva_x_tiny``, ``eva_x_small``: published image-only encoders (need ``--weights``).
+- ``medmod_infonce``, ``medmod_vicreg``, ``medmod_align``: MedMod concurrent image–EHR pretraining.
+- ``medcam``: the image-only encoder aligned with the EHR (global + local losses), then fine-tuned.
+- ``medcam_global_only``, ``medcam_local_only``, ``medcam_k<k>``, ``medcam_frozen``: ablations (AlignConfig
+  ``lambda_local=0``, ``lambda_global=0``, ``k``, ``backbone_mode="frozen"``).
+- ``convirt``, ``gloria``, ``medclip``, ``mgca``: image encoders exported from image-text models (need
+  ``--weights``).
+
+Datasets: ``mimic`` (a prepared cohort), ``nih`` (prepared, or raw → prepared here with the BenchX split),
+``vindr``, ``chexpert``. Anything that cannot run is a row that says why. Outputs under ``out``:
+``tables/*.{md,csv,json}``, ``report.md``, ``results.json`` (numbers), one folder per model and dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from medcam_lab.config import (
+    AlignConfig,
+    EvaluateConfig,
+    FinetuneConfig,
+    MedModConfig,
+    PretrainConfig,
+    ReproduceConfig,
+)
+from medcam_lab.paper_tables import build_tables, to_markdown, write_tables
+from medcam_lab.runinfo import write_json_atomic, write_run_info
+
+log = logging.getLogger("medcam_lab")
+
+EXTERNAL = {"barlowtwins_cxr": "barlowtwins_cxr", "eva_x_tiny": "eva_x_tiny", "eva_x_small": "eva_x_small",
+            "convirt": "convirt_resnet50", "gloria": "gloria_resnet50", "medclip": "medclip_resnet50",
+            "mgca": "mgca_resnet50"}
+BASE_MODELS = {
+    "supervised_resnet": "Supervised ResNet (random init)",
+    "image_only": "Image-only pretrained (BarlowTwins-CXR or its stand-in)",
+    "barlowtwins_cxr": "BarlowTwins-CXR (image-only)",
+    "eva_x_tiny": "EVA-X-Ti (image-only)",
+    "eva_x_small": "EVA-X-S (image-only)",
+    "medmod_infonce": "MedMod cross-modal InfoNCE (ConVIRT/SimCLR-style)",
+    "medmod_vicreg": "MedMod VICReg",
+    "medmod_align": "MedMod ALIGN (mismatched pairs)",
+    "medcam": "MedCAM",
+    "medcam_global_only": "MedCAM, global loss only",
+    "medcam_local_only": "MedCAM, local loss only",
+    "medcam_frozen": "MedCAM, frozen backbone (sanity: equals image-only)",
+    "convirt": "ConVIRT image encoder",
+    "gloria": "GLoRIA image encoder",
+    "medclip": "MedCLIP image encoder",
+    "mgca": "MGCA image encoder",
+}
+DATASETS = ("mimic", "nih", "vindr", "chexpert")
+
+
+def model_labels(cfg: ReproduceConfig) -> dict[str, str]:
+    """All row names of the suite (the k sweep depends on ``cfg.k_sweep``) → display labels."""
+    labels = dict(BASE_MODELS)
+    for k in cfg.k_sweep:
+        labels[f"medcam_k{k}"] = f"MedCAM, k = {k}"
+    return labels
+
+
+def model_groups(cfg: ReproduceConfig) -> dict[str, list[str]]:
+    image = ["supervised_resnet", "image_only", "barlowtwins_cxr", "eva_x_tiny", "eva_x_small"]
+    medmod = ["medmod_infonce", "medmod_vicreg", "medmod_align"]
+    return {
+        "table2": [*image, *medmod, "medcam"],
+        "table3": [*image, *medmod, "medcam"],
+        "table4": ["convirt", "gloria", "medclip", "mgca", "medcam"],
+        "ablations": ["medcam", "medcam_global_only", "medcam_local_only",
+                      *[f"medcam_k{k}" for k in cfg.k_sweep], "medcam_frozen"],
+    }
+
+
+def parse_weights(entries: tuple[str, ...]) -> dict[str, str]:
+    """``("name=path", ...)`` → {name: path}; unknown names and missing files are errors naming them."""
+    known = {*EXTERNAL, "image_only"}
+    out = {}
+    for entry in entries:
+        name, sep, path = entry.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--weights entries are name=path, got {entry!r}")
+        if name not in known:
+            raise ValueError(f"--weights: unknown model {name!r}; known: {sorted(known)}")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--weights {name}: file not found: {path}")
+        out[name] = path
+    return out
+
+
+def locate_data(cfg: ReproduceConfig, out: Path) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Which datasets can run: {name: (prepared path, finetune dataset kind)} and {name: reason skipped}."""
+    from medcam_lab.data.nih import find_entry_table, prepare_nih
+
+    root = Path(cfg.data_root)
+    found: dict[str, tuple[str, str]] = {}
+    skipped: dict[str, str] = {}
+    cohort = root / "cohort" if (root / "cohort" / "pairs.parquet").is_file() else root
+    if (cohort / "pairs.parquet").is_file():
+        found["mimic"] = (str(cohort), "cohort")
+    else:
+        skipped["mimic"] = f"no prepared cohort (pairs.parquet) under {root} or {root / 'cohort'}; run " \
+                           "`medcam-lab prepare` first"
+    nih = root / "nih"
+    if (nih / "labels.parquet").is_file():
+        found["nih"] = (str(nih), "nih")
+    elif nih.is_dir():
+        try:
+            find_entry_table(nih)
+        except FileNotFoundError as err:
+            skipped["nih"] = str(err)
+        else:
+            prepared = out / "data" / "nih"
+            if not (prepared / "labels.parquet").is_file():
+                prepare_nih(nih, prepared, int(round(cfg.image_size * 256 / 224)), cfg.seed, split="benchx")
+            found["nih"] = (str(prepared), "nih")
+    else:
+        skipped["nih"] = f"{nih} absent"
+    for name in ("vindr", "chexpert"):
+        if (root / name).is_dir():
+            skipped[name] = (f"{root / name} found, but fine-tuning reads prepared caches of the MIMIC cohort and "
+                             "NIH only; its labels load with medcam_lab.datasets.load_labels")
+        else:
+            skipped[name] = f"{root / name} absent"
+    if cfg.datasets:
+        unknown = sorted(set(cfg.datasets) - set(DATASETS))
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {unknown}; known: {list(DATASETS)}")
+        for name in DATASETS:
+            if name not in cfg.datasets:
+                found.pop(name, None)
+                skipped[name] = "not requested (--datasets)"
+    return found, skipped
+
+
+class Runner:
+    """Runs (and caches on disk) pretraining, alignment, fine-tuning and evaluation for the suite."""
+
+    def __init__(self, cfg: ReproduceConfig, out: Path, data: dict[str, tuple[str, str]], weights: dict[str, str]):
+        self.cfg, self.out, self.data, self.weights = cfg, out, data, weights
+        self.timings: dict[str, float] = {}
+
+    def _timed(self, name: str, fn, *args):
+        t0 = time.perf_counter()
+        log.info("== %s", name)
+        value = fn(*args)
+        self.timings[name] = round(time.perf_counter() - t0, 1)
+        return value
+
+    def image_only_weights(self) -> str:
+        if "image_only" in self.weights:
+            return self.weights["image_only"]
+        demo = Path(self.cfg.data_root) / "pretrain" / "encoder.pt"
+        if demo.is_file():
+            return str(demo)
+        if "barlowtwins_cxr" in self.weights and self.cfg.encoder == "resnet50":
+            return self.weights["barlowtwins_cxr"]
+        if "mimic" not in self.data:
+            raise LookupError("no image-pretrained encoder given (--weights image_only=PATH) and no cohort to "
+                              "pretrain one on")
+        path = self.out / "pretrain" / "encoder.pt"
+        if not path.is_file():
+            from medcam_lab.training.pretrain import pretrain_image_encoder
+
+            pre = PretrainConfig(cohort=self.data["mimic"][0], out=str(self.out / "pretrain"),
+                                 encoder=self.cfg.encoder, image_size=self.cfg.image_size,
+                                 epochs=self.cfg.pretrain_epochs, batch_size=self.cfg.batch_size, lr=2e-3,
+                                 projector_dim=256, seed=self.cfg.seed, device=self.cfg.device)
+            self._timed("pretrain image_only", pretrain_image_encoder, pre)
+        return str(path)
+
+    def encoder_for(self, model: str) -> tuple[str, str]:
+        """(registry encoder name, weights path or "") of a row; raises LookupError with the skip reason."""
+        cfg = self.cfg
+        if model == "supervised_resnet":
+            return cfg.encoder, ""
+        if model == "image_only":
+            return cfg.encoder, self.image_only_weights()
+        if model in EXTERNAL:
+            if model not in self.weights:
+                raise LookupError("no weights file given (--weights " + model + "=PATH)")
+            return EXTERNAL[model], self.weights[model]
+        if "mimic" not in self.data:
+            raise LookupError("needs the paired MIMIC cohort for pretraining/alignment")
+        if model.startswith("medmod_"):
+            return cfg.encoder, str(self._medmod(model.removeprefix("medmod_")))
+        return cfg.encoder, str(self._align(model))
+
+    def _medmod(self, objective: str) -> Path:
+        from medcam_lab.training.medmod import pretrain_medmod
+
+        path = self.out / "models" / f"medmod_{objective}" / "pretrain" / "pretrained_backbone.pt"
+        if path.is_file():
+            return path
+        mm = MedModConfig(cohort=self.data["mimic"][0], out=str(path.parent), objective=objective,
+                          encoder=self.cfg.encoder, image_size=self.cfg.image_size,
+                          proj_dim=512 if objective == "align" else 128,
+                          temperature=0.07 if objective == "align" else 0.1, epochs=self.cfg.align_epochs,
+                          batch_size=self.cfg.batch_size, lr=1e-3, seed=self.cfg.seed, device=self.cfg.device)
+        return self._timed(f"medmod {objective}", pretrain_medmod, mm)
+
+    def align_config(self, model: str) -> AlignConfig:
+        base = AlignConfig(cohort=self.data["mimic"][0], out=str(self.out / "models" / model / "align"),
+                           encoder=self.cfg.encoder, weights=self.image_only_weights(),
+                           image_size=self.cfg.image_size, proj_dim=128, ehr_hidden=128,
+                           epochs=self.cfg.align_epochs, batch_size=self.cfg.batch_size, lr=1e-3,
+                           seed=self.cfg.seed, device=self.cfg.device)
+        if model == "medcam":
+            return base
+        if model == "medcam_global_only":
+            return replace(base, lambda_local=0.0)
+        if model == "medcam_local_only":
+            return replace(base, lambda_global=0.0)
+        if model == "medcam_frozen":
+            return replace(base, backbone_mode="frozen")
+        if model.startswith("medcam_k"):
+            return replace(base, k=int(model.removeprefix("medcam_k")))
+        raise ValueError(f"unknown model {model!r}")
+
+    def _align(self, model: str) -> Path:
+        from medcam_lab.training.align import align
+
+        ali = self.align_config(model)
+        path = Path(ali.out) / "adapted_backbone.pt"
+        return path if path.is_file() else self._timed(f"align {model}", align, ali)
+
+    def finetune_and_evaluate(self, model: str, dataset: str, encoder: str, weights: str) -> dict:
+        from medcam_lab.evaluation import evaluate_predictions
+        from medcam_lab.models import get_image_encoder_spec
+        from medcam_lab.training.finetune import finetune
+
+        cfg = self.cfg
+        data, kind = self.data[dataset]
+        image_size = cfg.image_size if encoder == cfg.encoder else get_image_encoder_spec(encoder).input_size
+        out = self.out / "models" / model / dataset
+        ft = FinetuneConfig(data=data, dataset=kind, out=str(out), encoder=encoder, weights=weights,
+                            image_size=image_size, lr_grid=cfg.lr_grid, linear_probe=cfg.linear_probe,
+                            epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,
+                            eval_start=max(1, min(10, cfg.finetune_epochs * 2 // 5)),
+                            eval_every=min(5, max(1, cfg.finetune_epochs // 10)), patience=10, seed=cfg.seed,
+                            device=cfg.device)
+        predictions = out / "predictions_test.parquet"
+        if not predictions.is_file():
+            predictions = self._timed(f"finetune {model} {dataset}", finetune, ft)
+        metrics = evaluate_predictions(EvaluateConfig(predictions=str(predictions), out=str(out / "evaluation"),
+                                                      n_resamples=cfg.n_resamples, seed=cfg.seed))
+        return {"predictions": str(predictions), "metrics": metrics,
+                "protocol": "linear probe" if cfg.linear_probe else "fine-tune", "encoder": encoder,
+                "weights": weights}
+
+
+def run_reproduce(cfg: ReproduceConfig) -> dict:
+    """Run the suite; returns the results dict (also written to ``results.json``)."""
+    from medcam_lab.evaluation import compare_predictions
+
+    if cfg.suite != "paper":
+        raise ValueError(f"unknown suite {cfg.suite!r}; known: ['paper']")
+    out = Path(cfg.out)
+    write_run_info(out, "reproduce", cfg)
+    if not cfg.data_root:
+        raise ValueError("--data-root is required: a `medcam-lab demo` output directory (run `make demo`), or "
+                         "a folder holding a prepared cohort in cohort/ and raw nih/, vindr/, chexpert/")
+    weights = parse_weights(cfg.weights)
+    labels = model_labels(cfg)
+    models = list(cfg.models) or list(labels)
+    unknown = sorted(set(models) - set(labels))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {sorted(labels)}")
+    data, data_skipped = locate_data(cfg, out)
+    runner = Runner(cfg, out, data, weights)
+    runs: dict[str, dict[str, dict]] = {}
+    t0 = time.perf_counter()
+    for model in models:
+        runs[model] = {}
+        try:
+            encoder, path = runner.encoder_for(model) if data else ("", "")
+        except LookupError as reason:
+            runs[model] = {ds: {"skipped": str(reason)} for ds in DATASETS}
+            continue
+        for ds in DATASETS:
+            if ds in data_skipped:
+                runs[model][ds] = {"skipped": data_skipped[ds], "scope": "dataset"}
+            else:
+                runs[model][ds] = runner.finetune_and_evaluate(model, ds, encoder, path)
+    differences: dict[str, dict[str, dict]] = {}
+    if "medcam" in runs:
+        for baseline in (m for m in models if m != "medcam"):
+            for ds in data:
+                a, b = runs["medcam"][ds], runs[baseline][ds]
+                if "skipped" in a or "skipped" in b:
+                    differences.setdefault(baseline, {})[ds] = {"skipped": b.get("skipped") or a.get("skipped")}
+                else:
+                    differences.setdefault(baseline, {})[ds] = compare_predictions(
+                        a["predictions"], b["predictions"], n_resamples=cfg.n_resamples, seed=cfg.seed)
+    groups = {name: [m for m in members if m in runs] for name, members in model_groups(cfg).items()}
+    results = {"suite": cfg.suite, "models": labels, "groups": groups, "runs": runs, "differences": differences,
+               "datasets": list(DATASETS),
+               "skipped_datasets": data_skipped, "timings_s": runner.timings | {
+                   "total": round(time.perf_counter() - t0, 1)}}
+    tables = build_tables(results)
+    results["tables"] = write_tables(tables, out / "tables")
+    report = out / "report.md"
+    report.write_text(render_report(cfg, results, tables))
+    results["report_path"] = str(report)
+    write_json_atomic(out / "results.json", results)
+    return results
+
+
+def render_report(cfg: ReproduceConfig, results: dict, tables: dict[str, dict]) -> str:
+    protocol = "linear probe (frozen encoder)" if cfg.linear_probe else "fine-tuning (encoder + linear head)"
+    lines = [
+        "# medcam-lab reproduce --suite paper",
+        "",
+        f"Data root `{cfg.data_root}`; encoder `{cfg.encoder}` at {cfg.image_size} px for the supervised, "
+        f"MedMod and MedCAM rows; protocol: {protocol}, lr grid {list(cfg.lr_grid)}, up to "
+        f"{cfg.finetune_epochs} epochs, best validation macro-AUROC kept, test touched once per row; "
+        f"{cfg.n_resamples} bootstrap resamples (percentile 95% intervals), seed {cfg.seed}. "
+        "Paper columns: published mean ± 95% half-width (spec/method.md §8); the image-only row stands in for "
+        "BarlowTwins-CXR when no BarlowTwins-CXR file is given. On generated data these numbers show the "
+        "pipeline, not the paper's results.",
+        "",
+        "## Datasets not run",
+        "",
+    ]
+    lines += [f"- `{ds}`: {why}" for ds, why in results["skipped_datasets"].items()] or ["- none"]
+    lines += [""]
+    for table in tables.values():
+        lines += [to_markdown(table)]
+    lines += ["Stage timings (s): " + ", ".join(f"{k} {v}" for k, v in results["timings_s"].items()), ""]
+    return "\n".join(lines)
