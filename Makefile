@@ -1,13 +1,14 @@
 # The two set-up commands of the README. Both create the virtual environment if it is missing.
 #   make demo   — install, then run the whole pipeline on the generated demo cohort (CPU, minutes)
 #   make test   — install, then run the test suite
+#   make reproduce — the paper's tables (every row the data allow) on the demo output
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean-demo
+.PHONY: demo test install clean-demo reproduce
 
 install: $(STAMP)
 
@@ -19,6 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(VENV)/bin/medcam-lab demo --out $(DEMO_OUT)
+
+reproduce: $(STAMP)
+	@test -f $(DEMO_OUT)/cohort/pairs.parquet || $(MAKE) demo
+	$(VENV)/bin/medcam-lab reproduce --suite paper --data-root $(DEMO_OUT) --out reproduce_out \
+		--encoder resnet_small --image-size 64 --align-epochs 20 --pretrain-epochs 30 --finetune-epochs 40 \
+		--lr-grid 0.01 0.001 --batch-size 32
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check medcam_lab tests benchmarks
