@@ -5,6 +5,7 @@ DICOMs reported."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -132,3 +133,15 @@ def test_mimic_dataset_on_prepared_cohort(tiny_cohort):
     item = train[0]
     assert item["img"].dtype.is_floating_point is False and item["img"].ndim == 2
     assert train.labels.shape == (len(train), 14)
+
+
+def test_mimic_all_frontal_from_raw_layout(tiny_raw):
+    root = tiny_raw / "mimic-cxr-jpg"
+    ds = MIMICCXRDataset(root, split="all")
+    meta = pd.read_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz")
+    frontal = meta[meta["ViewPosition"].isin(["AP", "PA"])]
+    assert len(ds) + len(ds.skipped.get("missing file", [])) == len(frontal)
+    assert set(ds.csv["view"]) <= {"AP", "PA"} and set(ds.csv["split"]) <= {"train", "val", "test"}
+    assert ds[0]["img"].ndim == 2 and ds.labels.shape[1] == 14
+    train, test = MIMICCXRDataset(root, split="train"), MIMICCXRDataset(root, split="test")
+    assert not set(train.csv["patient_id"]) & set(test.csv["patient_id"])

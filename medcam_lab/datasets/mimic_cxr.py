@@ -109,7 +109,8 @@ class MIMICCXRDataset(XRayDataset):
                                  _find(root, "split"))
         if split != "all":
             table = table[table["split"] == split]
-        rel = image_relpath(table["patient_id"].astype("int64"), table["study_id"], pd.Series(table.index))
+        ids = pd.Series(table.index, index=table.index)
+        rel = image_relpath(table["patient_id"].astype("int64"), table["study_id"], ids)
         super().__init__(table, MIMIC_PATHOLOGIES, [root / p for p in rel], transform)
 
     def __getitem__(self, idx: int) -> dict:
