@@ -26,8 +26,8 @@ def reproduced(tiny_raw, tiny_cohort, tmp_path_factory) -> Path:
     (root / "vindr").mkdir()  # present but not fine-tunable: must be reported, not silently dropped
     out = root / "out"
     argv = ["reproduce", "--suite", "paper", "--data-root", str(root), "--out", str(out), "--encoder", "resnet_small",
-            "--image-size", "32", "--align-epochs", "1", "--pretrain-epochs", "1", "--finetune-epochs", "2",
-            "--lr-grid", "0.001", "--batch-size", "8", "--k-sweep", "1", "--n-resamples", "50", "--device", "cpu"]
+            "--image-size", "32", "--align-epochs", "1", "--pretrain-epochs", "1", "--finetune-epochs", "1",
+            "--lr-grid", "0.001", "--batch-size", "16", "--k-sweep", "1", "--n-resamples", "30", "--device", "cpu"]
     assert main(argv) == 0
     return out
 

@@ -72,7 +72,7 @@ class _CachedImages:
         self.images = images
 
     def __call__(self, row: int) -> np.ndarray:
-        return np.asarray(self.images[row])
+        return np.array(self.images[row])  # a writable copy of the memory-mapped row
 
 
 class MIMICCXRDataset(XRayDataset):
