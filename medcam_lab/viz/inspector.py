@@ -285,5 +285,7 @@ def build_inspector(align_dir: str | Path, cohort: str | Path = "", splits: tupl
         return InspectorSplit(name, emb, np.asarray(data.images[emb.rows]), np.asarray(raw[emb.rows]),
                               list(data.ehr_columns))
 
-    return AlignmentInspector(load_split, splits, k or cfg.k, make_attribute_fn(aligner, cfg.image_size, ig_steps),
-                              n_neighbours, timestep)
+    inspector = AlignmentInspector(load_split, splits, k or cfg.k, make_attribute_fn(aligner, cfg.image_size, ig_steps),
+                                   n_neighbours, timestep)
+    inspector.aligner, inspector.cohort, inspector.align_config = aligner, data, cfg  # for further analysis
+    return inspector
