@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/medcam-lab demo --out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check medcam_lab tests benchmarks
+	$(VENV)/bin/ruff check medcam_lab tests benchmarks notebooks
 	$(PY) -m pytest -q
 
 clean-demo:

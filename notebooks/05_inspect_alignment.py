@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -60,7 +62,7 @@ cfg
 
 # %%
 from medcam_lab.explain import attributions_by_variable, ehr_attributions  # noqa: E402
-from medcam_lab.viz import attention_heatmap, overlay_png  # noqa: E402
+from medcam_lab.viz import attention_heatmap  # noqa: E402
 from medcam_lab.viz.inspector import build_inspector  # noqa: E402
 
 inspector = build_inspector(cfg.align_dir, cfg.cohort, splits=cfg.splits, k=cfg.k or None,

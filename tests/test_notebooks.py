@@ -24,6 +24,7 @@ from medcam_lab.config import (
     InspectConfig,
     PrepareConfig,
 )
+from medcam_lab.notebook_params import configs_from_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -74,10 +75,7 @@ def test_every_params_file_resolves_against_the_notebooks(dataset, tmp_path):
     stages, resolved = resolve_parameters(cfg, tmp_path / "run", "r1")
     for nb in stages:
         configs = CONFIGS[nb]
-        params = {k: v for k, v in resolved[nb].items()}
-        from medcam_lab.notebook_params import configs_from_parameters
-
-        configs_from_parameters(params, *configs)  # types and names accepted
+        configs_from_parameters(resolved[nb], *configs)  # types and names accepted
         assert resolved[nb]["out"] == str(tmp_path / "run" / nb)
 
 
