@@ -121,7 +121,7 @@ def _cmd_batch(args: argparse.Namespace) -> None:
     })
     try:
         run_dir = run_batch(cfg)
-    except BatchError as exc:
+    except (BatchError, FileExistsError) as exc:
         print(f"medcam-lab batch: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     print(f"batch finished: {run_dir}")

@@ -84,8 +84,13 @@ def test_search_filters_by_subject_and_split_switch_reloads(inspector):
     inspector.subject_search.value = "no-such-subject"
     assert inspector.item_selector.options == () and inspector.position is None
     assert inspector.highlighted_steps == () and inspector.neighbours == []
+    inspector.subject_search.value = ""
+    inspector.item_selector.value = 5  # beyond the end of the smaller val split
+    inspector.k_slider.value = inspector.k_slider.max
     inspector.split_selector.value = "val"
     assert inspector._loaded == ["test", "val"] and len(inspector.item_selector.options) == 4
+    assert inspector.position == 0 and inspector.view.title == inspector.split.label(0)
+    assert len(inspector.highlighted_steps) == min(inspector.k_slider.value, int(inspector.split.embeddings.lengths[0]))
     assert inspector.subject_search.value == ""
     inspector.split_selector.value = "test"
     assert inspector._loaded == ["test", "val"]  # cached

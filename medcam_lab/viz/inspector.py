@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -119,14 +120,19 @@ class AlignmentInspector(widgets.VBox):
         left = widgets.VBox([self.image_view, self.status, self.neighbours_view])
         super().__init__([controls, widgets.HBox([left, self.attention_output])])
         self.add_class("medcam-inspector")
-        self.split_selector.observe(lambda change: self.on_split(change["new"]), names="value")
-        self.subject_search.observe(lambda change: self.on_search(change["new"]), names="value")
-        self._filling = False
-        self.item_selector.observe(lambda change: None if self._filling else self.on_item(change["new"]),
-                                   names="value")
-        self.k_slider.observe(lambda change: self.on_k(change["new"]), names="value")
-        self.method_selector.observe(lambda change: self.on_method(change["new"]), names="value")
+        self._quiet = False  # True while the panel changes its own controls: it renders once, afterwards
+        for control, callback in ((self.split_selector, self.on_split), (self.subject_search, self.on_search),
+                                  (self.item_selector, self.on_item), (self.k_slider, self.on_k),
+                                  (self.method_selector, self.on_method)):
+            control.observe(self._unless_quiet(callback), names="value")
         self.on_split(self.split_selector.value)
+
+    def _unless_quiet(self, callback: Callable[[Any], None]) -> Callable[[dict], None]:
+        def observer(change: dict) -> None:
+            if not self._quiet:
+                callback(change["new"])
+
+        return observer
 
     # --- state -------------------------------------------------------------------------------------
     @property
@@ -152,8 +158,12 @@ class AlignmentInspector(widgets.VBox):
         """Show split ``name``: reset the search, refill the image list, show its first image."""
         data = self.split
         t_max = int(data.embeddings.lengths.max()) if len(data) else 1
-        self.k_slider.max = max(t_max, 1)
-        self.subject_search.value = ""
+        self._quiet = True
+        try:
+            self.k_slider.max = max(t_max, 1)
+            self.subject_search.value = ""
+        finally:
+            self._quiet = False
         self._fill_items(list(range(len(data))))
 
     def on_search(self, query: str) -> None:
@@ -179,12 +189,12 @@ class AlignmentInspector(widgets.VBox):
     def _fill_items(self, positions: list[int]) -> None:
         data = self.split
         options = [(data.label(p), p) for p in positions]
-        self._filling = True  # setting the options selects the first one (or None): render once, below
+        self._quiet = True
         try:
             self.item_selector.options = options
             self.item_selector.value = options[0][1] if options else None
         finally:
-            self._filling = False
+            self._quiet = False
         self.status.value = f"{len(options)} of {len(data)} images in split <b>{escape(data.name)}</b>"
         self.on_item(self.position)
 
