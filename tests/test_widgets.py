@@ -69,12 +69,12 @@ def test_picking_an_image_updates_picture_attribution_and_neighbours(inspector):
     inspector.item_selector.value = 4
     assert inspector.position == 4 and inspector.image_view.value != first
     assert bytes(inspector.image_view.value).startswith(b"\x89PNG")
-    assert float(inspector.attribution.max()) == 5.0
+    assert float(inspector.attribution.max()) == 5.0 and "peak 5" in inspector.attribution_info.value
     assert [p for p, _ in inspector.neighbours] == [p for p, _ in nearest_neighbours(
         inspector.split.embeddings.z_cxr, 4, 2)]
     assert 4 not in [p for p, _ in inspector.neighbours] and len(inspector.neighbours) == 2
     inspector.method_selector.value = "none"
-    assert inspector.attribution is None
+    assert inspector.attribution is None and inspector.attribution_info.value == "no attribution shown"
     assert inspector._calls[-1][2] != "none"
 
 

@@ -89,7 +89,8 @@ class AlignmentInspector(widgets.VBox):
 
     Attributes:
         split_selector, subject_search, item_selector, k_slider, method_selector: the controls.
-        image_view (``Image``), attention_output (``Output``), neighbours_view (``HTML``), status (``HTML``).
+        image_view (``Image``), attribution_info, status, neighbours_view (``HTML``), attention_output
+        (``Output``).
         view: the current :class:`AttentionView`; ``highlighted_steps``: its selected steps.
         neighbours: ``[(position, cosine)]``; attribution: the current map or ``None``.
     """
@@ -115,9 +116,10 @@ class AlignmentInspector(widgets.VBox):
         self.attention_output = widgets.Output(layout=widgets.Layout(width="760px"))
         self.neighbours_view = widgets.HTML()
         self.status = widgets.HTML()
+        self.attribution_info = widgets.HTML()
         controls = widgets.VBox([self.split_selector, widgets.HBox([self.subject_search, self.item_selector]),
                                  widgets.HBox([self.k_slider, self.method_selector])])
-        left = widgets.VBox([self.image_view, self.status, self.neighbours_view])
+        left = widgets.VBox([self.image_view, self.attribution_info, self.status, self.neighbours_view])
         super().__init__([controls, widgets.HBox([left, self.attention_output])])
         self.add_class("medcam-inspector")
         self._quiet = False  # True while the panel changes its own controls: it renders once, afterwards
@@ -203,11 +205,18 @@ class AlignmentInspector(widgets.VBox):
         if pos is None:
             self.attribution = None
             self.image_view.value = b""
+            self.attribution_info.value = ""
             return
         data = self.split
         method = self.method_selector.value
         self.attribution = None if self._attribute is None or method == "none" else self._attribute(data, pos, method)
         image = data.images[pos]
+        if self.attribution is None:
+            self.attribution_info.value = "no attribution shown"
+        else:
+            peak = float(np.abs(self.attribution).max())
+            self.attribution_info.value = (f"{escape(method)} of the image–EHR similarity, red ∝ |attribution| "
+                                           f"(peak {peak:.3g}{'; zero everywhere' if peak == 0 else ''})")
         if self.attribution is not None and self.attribution.shape != image.shape:
             h, w = self.attribution.shape
             top, left = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
