@@ -151,7 +151,8 @@ def ehr_attributions(
         n_steps, batch_size, internal_batch_size: as :func:`~medcam_lab.explain.integrated_gradients`.
 
     Returns:
-        ``(attributions, delta)``; attributions are 0 at padded steps.
+        ``(attributions, delta)`` on the CPU (inputs are moved to the aligner's device); attributions are 0
+        at padded steps.
 
     Raises:
         ValueError: when the aligner is in train mode.
@@ -165,12 +166,15 @@ def ehr_attributions(
     """
     if aligner.training:
         raise ValueError("call aligner.eval() first: attributions in train mode are stochastic (dropout)")
-    lengths = torch.as_tensor(lengths, dtype=torch.long)
+    device = next(aligner.parameters()).device
+    lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()  # the encoder packs with CPU lengths
     with torch.backends.cudnn.flags(enabled=False):
-        return integrated_gradients(
-            _ehr_similarity(aligner), ehr, baselines=baselines, additional_forward_args=(lengths, z_cxr.detach()),
-            n_steps=n_steps, batch_size=batch_size, internal_batch_size=internal_batch_size,
+        attr, delta = integrated_gradients(
+            _ehr_similarity(aligner), ehr.to(device), baselines=None if baselines is None else baselines.to(device),
+            additional_forward_args=(lengths, z_cxr.detach().to(device)), n_steps=n_steps, batch_size=batch_size,
+            internal_batch_size=internal_batch_size,
         )
+    return attr.cpu(), delta.cpu()
 
 
 def attributions_by_variable(attributions: Tensor, columns: list[str]) -> tuple[Tensor, list[str]]:

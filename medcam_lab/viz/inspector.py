@@ -266,9 +266,10 @@ def make_attribute_fn(aligner: torch.nn.Module, image_size: int, ig_steps: int =
     def attribute(data: InspectorSplit, position: int, method: str) -> np.ndarray | None:
         key = (data.name, position, method)
         if key not in cache:
+            device = next(aligner.parameters()).device
             image = eval_transform(torch.from_numpy(np.asarray(data.images[position : position + 1])), image_size,
-                                   spec.mean, spec.std)
-            z_ehr = torch.from_numpy(data.embeddings.z_ehr[position : position + 1])
+                                   spec.mean, spec.std).to(device)
+            z_ehr = torch.from_numpy(data.embeddings.z_ehr[position : position + 1]).to(device)
             if method == "Grad-CAM":
                 heat = grad_cam(similarity, last_block(aligner.image_encoder), image, (z_ehr,))[0]
             elif method == "Integrated Gradients":
@@ -276,7 +277,7 @@ def make_attribute_fn(aligner: torch.nn.Module, image_size: int, ig_steps: int =
                 heat = heat[0].sum(0)
             else:
                 return None
-            cache[key] = heat.numpy()
+            cache[key] = heat.cpu().numpy()
         return cache[key]
 
     return attribute
