@@ -3,6 +3,7 @@ executed under papermill (through ``medcam-lab batch``) on the tiny cohort, on C
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import shutil
@@ -64,7 +65,7 @@ def test_parameters_are_fields_of_the_notebook_configs(name):
     assert primary - {"predictions"} <= set(declared) | {"predictions"}
     for key, info in declared.items():  # the notebook defaults are the config defaults
         default = fields[key].default
-        value = eval(info["default"])  # literals only
+        value = ast.literal_eval(info["default"])
         assert (tuple(value) if isinstance(value, (list, tuple)) else value) == default, key
         assert info["help"], f"{name}: parameter {key} has no help comment"
 
