@@ -29,7 +29,6 @@
 # %%
 from pathlib import Path
 
-import plotly.graph_objects as go
 import torch
 
 from medcam_lab.config import InspectConfig
@@ -62,7 +61,7 @@ cfg
 
 # %%
 from medcam_lab.explain import attributions_by_variable, ehr_attributions  # noqa: E402
-from medcam_lab.viz import attention_heatmap  # noqa: E402
+from medcam_lab.viz import attention_heatmap, ehr_attribution_heatmap  # noqa: E402
 from medcam_lab.viz.inspector import build_inspector  # noqa: E402
 
 inspector = build_inspector(cfg.align_dir, cfg.cohort, splits=cfg.splits, k=cfg.k or None,
@@ -88,9 +87,8 @@ for position in range(min(cfg.n_snapshots, len(data))):
     ehr = torch.from_numpy(cohort_data.ehr[row : row + 1, :length])
     attr, delta = ehr_attributions(aligner, ehr, torch.tensor([length]), z_cxr, n_steps=cfg.ig_steps)
     by_var, names = attributions_by_variable(attr, cohort_data.ehr_columns)
-    fig = go.Figure(go.Heatmap(z=by_var[0].T.numpy(), x=inspector.view.hours, y=names, colorscale="RdBu", zmid=0))
-    fig.update_layout(title=f"EHR Integrated Gradients of the image–EHR similarity (completeness gap "
-                            f"{float(delta[0]):.2g})", height=520)
+    fig = ehr_attribution_heatmap(by_var[0].numpy(), inspector.view.hours, names, float(delta[0]),
+                                  title=f"EHR Integrated Gradients, {stem.name}")
     fig.write_html(f"{stem}_ehr_attribution.html", include_plotlyjs=True)
     written.append(stem.name)
 inspector.item_selector.value = 0 if len(data) else None

@@ -10,6 +10,7 @@ from medcam_lab.ehr import feature_names
 from medcam_lab.viz import (
     attention_heatmap,
     attention_view,
+    ehr_attribution_heatmap,
     ehr_variable_summary,
     heat_overlay,
     retrieval_accuracy,
@@ -96,3 +97,12 @@ def test_heat_overlay_keeps_zero_heat_gray():
     rgb = heat_overlay(img, heat, alpha=0.5)
     assert rgb.shape == (4, 4, 3) and (rgb[1:, 1:] == 100).all()
     assert rgb[0, 0, 0] > rgb[0, 0, 1]
+
+
+def test_ehr_attribution_heatmap_is_variable_by_time():
+    values = np.arange(12.0).reshape(3, 4)  # (T, V)
+    fig = ehr_attribution_heatmap(values, np.array([0, 2, 4]), ["a", "b", "c", "d"], delta=1e-3)
+    assert np.array_equal(np.asarray(fig.data[0].z), values.T) and list(fig.data[0].y) == ["a", "b", "c", "d"]
+    assert "completeness gap 0.001" in fig.layout.title.text
+    with pytest.raises(ValueError):
+        ehr_attribution_heatmap(values.T, np.array([0, 2, 4]), ["a", "b", "c", "d"])

@@ -7,7 +7,7 @@ image–EHR retrieval, image overlays, and the ipywidgets alignment inspector.
 - :mod:`medcam_lab.viz.inspector`: :func:`build_inspector` (imports ipywidgets; import it explicitly).
 """
 
-from medcam_lab.viz.attention import AttentionView, attention_heatmap, attention_view
+from medcam_lab.viz.attention import AttentionView, attention_heatmap, attention_view, ehr_attribution_heatmap
 from medcam_lab.viz.embeddings import (
     ehr_variable_summary,
     retrieval_accuracy,
@@ -21,6 +21,7 @@ __all__ = [
     "AttentionView",
     "attention_heatmap",
     "attention_view",
+    "ehr_attribution_heatmap",
     "ehr_variable_summary",
     "heat_overlay",
     "overlay_png",

@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from medcam_lab.explain.ehr import variable_matrix
 from medcam_lab.losses import select_topk_steps
 
-__all__ = ["AttentionView", "attention_view", "attention_heatmap"]
+__all__ = ["AttentionView", "attention_view", "attention_heatmap", "ehr_attribution_heatmap"]
 
 
 @dataclass(frozen=True)
@@ -98,4 +98,26 @@ def attention_heatmap(view: AttentionView) -> go.Figure:
                       line=dict(color="#d62728", width=2), row=2, col=1)
     fig.update_layout(title=view.title, height=620, showlegend=False, margin=dict(l=10, r=10, t=60, b=30))
     fig.update_xaxes(title_text="hours from window start", row=2, col=1)
+    return fig
+
+
+def ehr_attribution_heatmap(by_variable: np.ndarray, hours: np.ndarray, variables: list[str],
+                            delta: float | None = None, title: str = "") -> go.Figure:
+    """EHR attributions per variable × timestep (e.g. Integrated Gradients of the image–EHR similarity,
+    :func:`medcam_lab.explain.attributions_by_variable`), diverging colours centred at 0.
+
+    Shape:
+        - by_variable: (T, V).
+        - hours: (T,).
+    """
+    values = np.asarray(by_variable, dtype=float)
+    if values.shape != (len(hours), len(variables)):
+        raise ValueError(f"by_variable must be ({len(hours)}, {len(variables)}), got {values.shape}")
+    gap = "" if delta is None else f" (completeness gap {delta:.2g})"
+    fig = go.Figure(go.Heatmap(z=values.T, x=hours, y=variables, colorscale="RdBu", zmid=0,
+                               colorbar=dict(title="attribution"),
+                               hovertemplate="%{y} at %{x} h: %{z:.3g}<extra></extra>"))
+    fig.update_layout(title=(title or "EHR attribution of the image–EHR similarity") + gap, height=520,
+                      margin=dict(l=10, r=10, t=60, b=30))
+    fig.update_xaxes(title_text="hours from window start")
     return fig
