@@ -114,10 +114,12 @@ def resolve_parameters(cfg: BatchConfig, run_dir: Path, run_id: str) -> tuple[li
     contents = [(f, read_params_file(f)) for f in files]
     stages = list(cfg.stages) or next((c["stages"] for _, c in reversed(contents) if "stages" in c), list(NOTEBOOKS))
     stages = [resolve_stage(str(s)) for s in stages]
-    declared = {nb: declared_parameters(notebooks_dir / f"{nb}.ipynb") for nb in stages}
+    declared = {nb: declared_parameters(notebooks_dir / f"{nb}.ipynb") for nb in NOTEBOOKS}
     resolved: dict[str, dict[str, Any]] = {nb: {} for nb in stages}
     for path, content in contents:
         for name, value in content.get("all", {}).items():
+            if not any(name in d for d in declared.values()):
+                raise KeyError(f"{path}: section 'all' sets {name!r}, which no notebook declares")
             targets = [nb for nb in stages if name in declared[nb]]
             for nb in targets:
                 resolved[nb][name] = value

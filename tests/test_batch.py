@@ -49,6 +49,9 @@ def test_unknown_names_are_refused_before_any_kernel_starts(tmp_path):
     d = _params(tmp_path, "02_allign:\n  epochs: 3\n")
     with pytest.raises(KeyError, match="unknown section '02_allign'"):
         resolve_parameters(_cfg(d), tmp_path / "r", "r")
+    d = _params(tmp_path, "all:\n  sed: 1\n")
+    with pytest.raises(KeyError, match="'all' sets 'sed', which no notebook declares"):
+        resolve_parameters(_cfg(d), tmp_path / "r", "r")
     d = _params(tmp_path, "stages: ['02']\n")
     with pytest.raises(KeyError, match="no selected notebook"):
         resolve_parameters(_cfg(d, parameters=("split=val",)), tmp_path / "r", "r")
