@@ -28,7 +28,7 @@ reproduce: $(STAMP)
 		--lr-grid 0.01 0.001 --batch-size 32
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check medcam_lab tests benchmarks
+	$(VENV)/bin/ruff check medcam_lab tests benchmarks notebooks
 	$(PY) -m pytest -q
 
 clean-demo:

@@ -18,6 +18,7 @@ from typing import Any
 
 from medcam_lab.config import (
     AlignConfig,
+    BatchConfig,
     DemoConfig,
     EvaluateConfig,
     FinetuneConfig,
@@ -116,6 +117,48 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     results = run_reproduce(_config(ReproduceConfig, args))
     print(open(results["report_path"]).read())
 
+def _cmd_batch(args: argparse.Namespace) -> None:
+    from medcam_lab.batch import BatchError, run_batch
+
+    cfg = config_from_dict(BatchConfig, {
+        "dataset": args.dataset, "stages": tuple(args.stages or ()), "parameters": tuple(args.parameter or ()),
+        "run_id": args.run_id, "kernel": args.kernel, "execution_timeout": args.execution_timeout,
+        "params_dir": args.params_dir, "notebooks_dir": args.notebooks_dir, "runs_dir": args.runs_dir,
+    })
+    try:
+        run_dir = run_batch(cfg)
+    except (BatchError, FileExistsError) as exc:
+        print(f"medcam-lab batch: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"batch finished: {run_dir}")
+
+
+def _add_batch_parser(sub: argparse._SubParsersAction) -> None:
+    d = BatchConfig()
+    p = sub.add_parser("batch", help="run the numbered notebooks for a dataset with papermill",
+                       description="Run notebooks/01..05 for one dataset with papermill: params/common.yaml, then "
+                                   "params/<dataset>.yaml, then -p overrides; outputs under runs/<dataset>/<run_id>/.")
+    p.add_argument("--dataset", required=True, help="params/<dataset>.yaml to use (demo, mimic, nih, vindr, chexpert)")
+    p.add_argument("--stages", nargs="+", help="notebooks to run, e.g. 01 02 (default: the dataset file's stages)")
+    p.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE",
+                   help="override a parameter (KEY or NOTEBOOK.KEY, e.g. -p epochs=2 -p 02_align.lr=1e-3)")
+    p.add_argument("--run-id", default=d.run_id, help="run directory name (default: UTC time)")
+    p.add_argument("--kernel", default=d.kernel, help=f"Jupyter kernel (default: {d.kernel})")
+    p.add_argument("--execution-timeout", type=int, default=d.execution_timeout, help="seconds per cell (0 = none)")
+    p.add_argument("--params-dir", default=d.params_dir, help=argparse.SUPPRESS)
+    p.add_argument("--notebooks-dir", default=d.notebooks_dir, help=argparse.SUPPRESS)
+    p.add_argument("--runs-dir", default=d.runs_dir, help=f"where runs go (default: {d.runs_dir})")
+    p.set_defaults(func=_cmd_batch)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> None:
+    from medcam_lab.doctor import diagnose, render
+
+    report = diagnose()
+    print(render(report))
+    if report.problems:
+        raise SystemExit(1)
+
 
 COMMANDS: dict[str, tuple[str, type | None, tuple[str, ...], Callable[[argparse.Namespace], None]]] = {
     "prepare": ("MIMIC-CXR-JPG + MIMIC-IV → a cohort directory (pairs, EHR arrays, image cache, report)",
@@ -144,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--visual-gain", type=float, default=1.0,
                        help="strength of the findings drawn in the images (default: 1.0; the demo uses 3.0)")
     synth.set_defaults(func=_cmd_synth)
+    _add_batch_parser(sub)
+    sub.add_parser("doctor", help="versions, kernels and widget extensions of the notebook set-up").set_defaults(
+        func=_cmd_doctor)
     for name, (help_text, cls, required, func) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         _add_dataclass_flags(p, cls, required)

@@ -194,6 +194,82 @@ class DemoConfig:
     n_resamples: int = 1000
 
 
+@dataclass(frozen=True)
+class EmbeddingsConfig:
+    """Notebook ``04_embeddings_umap``: UMAP of image embeddings before vs after alignment, and image–EHR
+    retrieval top-1/top-5 before vs after.
+
+    Attributes:
+        align_dir: output directory of an alignment run (``config.json`` + ``checkpoint.pt``).
+        cohort: the prepared cohort; ``""`` = the one the alignment run used.
+        split: the split embedded (``test``: never seen by alignment).
+        color_labels, color_variables: the labels and continuous EHR variables (window mean of observed
+            values) the UMAP points are coloured by.
+    """
+
+    align_dir: str = ""
+    cohort: str = ""
+    out: str = ""
+    split: str = "test"
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    color_labels: tuple[str, ...] = ("Edema", "Pleural Effusion", "Atelectasis")
+    color_variables: tuple[str, ...] = ("Heart Rate", "Oxygen saturation", "Respiratory rate")
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """Notebook ``05_inspect_alignment``: the alignment inspector widget and its static snapshots.
+
+    Attributes:
+        splits: the splits the widget offers (first shown first).
+        k: top-k of the attention view; ``0`` = the alignment run's ``k``.
+        n_snapshots: images of the first split written as static HTML/PNG views next to the notebook.
+        ig_steps: Integrated Gradients interpolation steps.
+    """
+
+    align_dir: str = ""
+    cohort: str = ""
+    out: str = ""
+    splits: tuple[str, ...] = ("test", "val")
+    k: int = 0
+    n_neighbours: int = 5
+    n_snapshots: int = 3
+    ig_steps: int = 32
+    batch_size: int = 64
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """``medcam-lab batch``: the numbered notebooks run by papermill for one dataset (see
+    :mod:`medcam_lab.batch`).
+
+    Attributes:
+        dataset: the params file ``params/<dataset>.yaml``.
+        stages: notebooks to run (``01``…``05`` or names); empty = the dataset file's ``stages``.
+        parameters: ``key=value`` or ``notebook.key=value`` overrides (``-p``).
+        run_id: the run directory's name; ``""`` = the UTC time.
+        kernel: the Jupyter kernel every notebook runs on.
+        execution_timeout: seconds per cell (0 = none).
+        log_output: stream cell output to the log.
+    """
+
+    dataset: str = ""
+    stages: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()
+    run_id: str = ""
+    kernel: str = "python3"
+    params_dir: str = "params"
+    notebooks_dir: str = "notebooks"
+    runs_dir: str = "runs"
+    execution_timeout: int = 0
+    log_output: bool = True
+
+
 def _check_type(name: str, value: Any, annotation: Any) -> Any:
     """Coerce lists to tuples and ints to floats where the annotation asks; reject the rest."""
     origin = typing.get_origin(annotation)

@@ -34,3 +34,6 @@ def tiny_cohort(tiny_raw, tmp_path_factory) -> Path:
             "--out", str(out), "--image-cache-size", "36"]
     assert main(argv) == 0
     return out
+
+
+from fixtures_aligned import tiny_align_run  # noqa: E402,F401  (session fixture of the notebook/explain tests)

@@ -1,0 +1,159 @@
+"""An alignment run's full aligner (image encoder + EHR encoder + heads), before and after training.
+
+``medcam-lab align`` keeps only the adapted backbone as its product (``adapted_backbone.pt``); the
+inspection views also need the EHR encoder and the projection heads, which live in the run's training
+checkpoint ``checkpoint.pt`` (the last completed epoch) next to its ``config.json``.
+
+- ``state="final"``: the aligner of the last completed epoch (strict key check, ``weights_only``).
+- ``state="initial"``: the aligner as alignment started: the image-only backbone (``weights``) with the
+  EHR encoder and heads initialised under the run's seed, exactly as ``align`` builds them. Its
+  image–EHR retrieval is the "before alignment" reference (chance level, by construction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from medcam_lab.config import AlignConfig, config_from_dict
+from medcam_lab.data.cohort import Cohort, PairedDataset, make_loader
+from medcam_lab.data.transforms import eval_transform
+from medcam_lab.models import MedCAMAligner, step_attention
+
+__all__ = ["SplitEmbeddings", "aligner_config", "load_aligner", "embed_split", "last_block"]
+
+STATES = ("initial", "final")
+
+
+def aligner_config(align_dir: str | Path) -> AlignConfig:
+    """The resolved :class:`AlignConfig` an alignment run wrote (``config.json``)."""
+    path = Path(align_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: is {align_dir} the output directory of `medcam-lab align`?")
+    return config_from_dict(AlignConfig, json.loads(path.read_text()))
+
+
+def load_aligner(
+    align_dir: str | Path, state: str = "final", n_features: int = 76, weights: str | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[MedCAMAligner, AlignConfig]:
+    """Rebuild an alignment run's aligner, in eval mode.
+
+    Args:
+        align_dir: output directory of ``medcam-lab align``.
+        state: ``"final"`` (last checkpointed epoch) or ``"initial"`` (as training started).
+        n_features: EHR features per timestep (76).
+        weights: image-only backbone for ``"initial"``; ``None`` = the run's ``weights``.
+        device: where to put the model.
+
+    Returns:
+        ``(aligner, config)``.
+
+    Raises:
+        FileNotFoundError: no ``config.json`` / ``checkpoint.pt``.
+        KeyError: the checkpoint's aligner keys do not match the configured model.
+
+    Shape:
+        - no tensor arguments.
+    """
+    from medcam_lab.training.align import build_aligner
+    from medcam_lab.training.runtime import seed_everything
+
+    if state not in STATES:
+        raise ValueError(f"state must be one of {STATES}, got {state!r}")
+    cfg = aligner_config(align_dir)
+    if state == "initial":
+        seed_everything(cfg.seed)  # the order of `align`: seed, then build
+        model, _ = build_aligner(cfg if weights is None else _with_weights(cfg, weights), n_features)
+    else:
+        path = Path(align_dir) / "checkpoint.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} missing: the alignment run has not completed an epoch")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        saved = {k[len("model."):]: v for k, v in checkpoint["model"].items() if k.startswith("model.")}
+        model, _ = build_aligner(_with_weights(cfg, ""), n_features)
+        expected = set(model.state_dict())
+        missing, unexpected = sorted(expected - set(saved)), sorted(set(saved) - expected)
+        if missing or unexpected:
+            raise KeyError(f"{path}: aligner keys differ from the configured model: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+        model.load_state_dict(saved, strict=True)
+    return model.to(device).eval(), cfg
+
+
+def _with_weights(cfg: AlignConfig, weights: str) -> AlignConfig:
+    return dataclasses.replace(cfg, weights=weights)
+
+
+def last_block(encoder: nn.Module) -> nn.Module:
+    """The backbone's last residual block (``layer4[-1]``), the Grad-CAM layer.
+
+    Shape:
+        - no tensor arguments.
+    """
+    if not hasattr(encoder, "layer4"):
+        raise ValueError(f"{type(encoder).__name__} has no `layer4`: Grad-CAM needs a ResNet-style backbone")
+    return encoder.layer4[-1]
+
+
+@dataclass
+class SplitEmbeddings:
+    """Everything the views need about one split, row-aligned.
+
+    Shape:
+        - rows: (N,) cohort row numbers.
+        - features: (N, F) pooled backbone features.
+        - z_cxr, z_ehr: (N, d) L2-normalised projections.
+        - attention: (N, T) image → own-timestep attention (0 at padded steps).
+        - lengths: (N,).
+        - labels: (N, L) with NaN = unknown.
+    """
+
+    rows: np.ndarray
+    features: np.ndarray
+    z_cxr: np.ndarray
+    z_ehr: np.ndarray
+    attention: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    meta: pd.DataFrame
+    pathologies: tuple[str, ...]
+
+
+@torch.no_grad()
+def embed_split(aligner: MedCAMAligner, cohort: Cohort, split: str, image_size: int, batch_size: int = 64,
+                device: str | torch.device = "cpu") -> SplitEmbeddings:
+    """Run the aligner (eval mode, center crop) over one split of a cohort.
+
+    Shape:
+        - no tensor arguments; see :class:`SplitEmbeddings`.
+    """
+    aligner.eval()
+    dataset = PairedDataset(cohort, split)
+    spec = aligner.image_encoder.spec
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("rows", "features", "z_cxr", "z_ehr", "attention")}
+    for batch in make_loader(dataset, batch_size, shuffle=False, seed=0):
+        images = eval_transform(batch["image"], image_size, spec.mean, spec.std).to(device)
+        features = aligner.image_encoder(images)
+        z_cxr = aligner.image_proj(features)
+        steps, last = aligner.ehr_encoder(batch["ehr"].to(device), batch["lengths"])
+        step_mask = torch.arange(steps.shape[1], device=device)[None, :] < batch["lengths"].to(device)[:, None]
+        z_steps = aligner.ehr_proj(steps).masked_fill(~step_mask[..., None], 0.0)
+        parts["attention"].append(step_attention(z_cxr, z_steps, step_mask).cpu())
+        parts["rows"].append(batch["index"])
+        parts["features"].append(features.float().cpu())
+        parts["z_cxr"].append(torch.nn.functional.normalize(z_cxr.float(), dim=-1).cpu())
+        parts["z_ehr"].append(torch.nn.functional.normalize(aligner.ehr_proj(last).float(), dim=-1).cpu())
+    out = {k: torch.cat(v).numpy() for k, v in parts.items()}
+    return SplitEmbeddings(
+        rows=out["rows"], features=out["features"], z_cxr=out["z_cxr"], z_ehr=out["z_ehr"],
+        attention=out["attention"], lengths=cohort.lengths[out["rows"]], labels=dataset.labels,
+        meta=dataset.meta, pathologies=tuple(dataset.pathologies),
+    )

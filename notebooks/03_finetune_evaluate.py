@@ -1,0 +1,84 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Fine-tune and evaluate
+#
+# Image-only multi-label fine-tuning of an encoder (`weights`: the adapted backbone of notebook 02, or any
+# image-only checkpoint) with a linear head, a learning-rate grid chosen on validation macro-AUROC, one
+# prediction of the test split, then macro/per-label AUROC and AUPRC with bootstrap 95% intervals.
+# `dataset` is `cohort` (a prepared paired cohort) or `nih` (a prepared NIH-layout image-label directory).
+# Parameters are the fields of `FinetuneConfig` plus `n_resamples` and `confidence` of `EvaluateConfig`.
+# Outputs go to `out`; the evaluation to `out/evaluation` (`metrics.json`, `per_label.csv`).
+
+# %%
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from medcam_lab.config import EvaluateConfig, FinetuneConfig
+from medcam_lab.notebook_params import configs_from_parameters, parameters_since
+from medcam_lab.training.runtime import resolve_device
+
+_names_before = set(globals())
+
+# %% tags=["parameters"]
+data: str = ""  # prepared cohort (dataset cohort) or prepared image-label directory (dataset nih)
+dataset: str = "cohort"  # cohort / nih
+out: str = ""  # output directory
+encoder: str = "resnet50"  # image encoder (registry name)
+weights: str = ""  # encoder checkpoint to fine-tune
+image_size: int = 224  # model input size
+lr_grid: tuple = (1e-2, 1e-3, 1e-5)  # learning rates tried
+backbone_lr_mult: float = 1.0  # backbone lr multiplier
+linear_probe: bool = False  # freeze the encoder, train the head only
+epochs: int = 200  # maximum epochs
+batch_size: int = 64  # batch size
+eval_start: int = 10  # first validation epoch
+eval_every: int = 5  # epochs between validations
+patience: int = 10  # validations without improvement before stopping
+seed: int = 0  # seed (training and bootstrap)
+num_workers: int = 0  # data-loader workers
+device: str = "auto"  # auto: CUDA when available, else CPU
+n_resamples: int = 1000  # bootstrap resamples
+confidence: float = 0.95  # interval level
+
+# %%
+ft, ev = configs_from_parameters(parameters_since(globals(), _names_before), FinetuneConfig, EvaluateConfig,
+                                 notebook="03_finetune_evaluate")
+if not (ft.data and ft.out):
+    raise ValueError("set the parameters data and out")
+print("device:", resolve_device(ft.device))
+ft
+
+# %%
+from medcam_lab.evaluation import evaluate_predictions  # noqa: E402
+from medcam_lab.training.finetune import finetune  # noqa: E402
+
+predictions = finetune(ft)
+ev = dataclasses.replace(ev, predictions=str(predictions), out=str(Path(ft.out) / "evaluation"))
+result = evaluate_predictions(ev)
+for metric in ("auroc", "auprc"):
+    r = result[metric]
+    print(f"macro {metric.upper()}: {r['point']:.4f} ({ev.confidence:.0%} CI {r['low']:.4f}–{r['high']:.4f}); "
+          f"skipped labels: {r['skipped_labels']}")
+
+# %% [markdown]
+# Per-label results (labels with one class in the test split are skipped and listed above).
+
+# %%
+per_label = pd.DataFrame({m: {k: v["point"] for k, v in result[m].get("per_label", {}).items()}
+                          for m in ("auroc", "auprc")})
+per_label.to_csv(Path(ev.out) / "per_label.csv")
+per_label.round(4)
