@@ -141,7 +141,9 @@ def local_alignment_loss(
     index, selected = select_topk_steps(attention, k, step_mask)
     rank, world = world_info() if distributed else (0, 1)
     # The number of selected pairs over the (global) batch, kept on the device: no host sync on CUDA.
-    n_pairs = all_reduce_sum(selected.sum().to(torch.float32))
+    n_pairs = selected.sum().to(torch.float32)
+    if world > 1:
+        n_pairs = all_reduce_sum(n_pairs)
     if n_pairs.device.type == "cpu":
         if float(n_pairs) == 0:
             raise ValueError("local_alignment_loss: no (patient, timestep) pair selected (no valid EHR step)")

@@ -115,12 +115,16 @@ def alignment_step(step_module: torch.nn.Module, loss_module: MedCAMLoss, optimi
 
 @torch.no_grad()
 def evaluate_alignment(module: AlignmentModule, dataset: PairedDataset, cfg: AlignConfig,
-                       device: torch.device | Runtime) -> dict[str, float]:
-    """Validation losses and image→EHR retrieval accuracy (top-1/top-5 over the whole split), in one process."""
+                       device: torch.device | Runtime, batch_size: int | None = None) -> dict[str, float]:
+    """Validation losses and image→EHR retrieval accuracy (top-1/top-5 over the whole split), in one process.
+
+    ``batch_size`` (default ``cfg.batch_size``) sets the contrastive batch of the validation losses; a
+    data-parallel run passes its global batch so its numbers match a single-process run.
+    """
     runtime = device if isinstance(device, Runtime) else resolve_runtime(str(device), "auto", "off", "off")
     module.eval()
     spec = module.model.image_encoder.spec
-    loader = make_loader(dataset, cfg.batch_size, shuffle=False, seed=0)
+    loader = make_loader(dataset, batch_size or cfg.batch_size, shuffle=False, seed=0)
     totals = {"loss": 0.0, "global": 0.0, "local": 0.0}
     n = 0
     z_img, z_ehr = [], []
@@ -225,7 +229,7 @@ def _align(cfg: AlignConfig, ctx, device_name: str) -> Path:
         record = {"epoch": epoch + 1, **{f"train_{k}": float(all_reduce_sum(v)) / ctx.world_size / steps
                                          for k, v in sums.items()}}
         if main:
-            record |= evaluate_alignment(module, val_set, cfg, runtime)
+            record |= evaluate_alignment(module, val_set, cfg, runtime, cfg.batch_size * ctx.world_size)
             record["temperature"] = float(module.loss.temperature)
             history.append(record)
             if record["val_loss"] < best["val_loss"]:
