@@ -20,9 +20,9 @@ import platform
 import statistics
 import time
 
+import gpu_anchor_reference as reference
 import torch
 
-import gpu_anchor_reference as reference
 from medcam_lab.losses import MedCAMLoss
 from medcam_lab.models import EHREncoder, MedCAMAligner, build_image_encoder
 from medcam_lab.training.align import AlignmentModule, alignment_step
@@ -104,7 +104,8 @@ def main() -> None:
         "figure": "align_step", "device": torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor()
         or platform.machine(), "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": B,
         "image_size": args.image_size, "timesteps": T, "bf16": runtime.bf16, "channels_last": runtime.channels_last,
-        "compile": runtime.compile, "reference_img_per_s": round(B / ref_s, 2), "medcam_lab_img_per_s": round(B / our_s, 2),
+        "compile": runtime.compile, "reference_img_per_s": round(B / ref_s, 2),
+        "medcam_lab_img_per_s": round(B / our_s, 2),
         "medcam_lab_vs_reference_speed": round(ref_s / our_s, 3), "overhead_pct": round(100 * (our_s / ref_s - 1), 1),
         "rounds_s_per_step": {k: [round(v, 4) for v in vs] for k, vs in times.items()},
     }))

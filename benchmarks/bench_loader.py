@@ -18,7 +18,6 @@ Prints one JSON line with images/s of each and the ratio. Usage:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
