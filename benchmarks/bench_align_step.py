@@ -99,6 +99,16 @@ def main() -> None:
                 fn()
             _sync(dev)
             times[name].append((time.perf_counter() - t0) / per_round)
+    host_syncs = None
+    if dev.type == "cuda":  # count the synchronising CUDA calls of one medcam_lab step
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            our_step()
+            torch.cuda.set_sync_debug_mode("default")
+        host_syncs = [str(w.message).splitlines()[0][:120] for w in caught if "synchroniz" in str(w.message)]
     ref_s, our_s = statistics.median(times["reference"]), statistics.median(times["medcam_lab"])
     print(json.dumps({
         "figure": "align_step", "device": torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor()
@@ -107,6 +117,8 @@ def main() -> None:
         "compile": runtime.compile, "reference_img_per_s": round(B / ref_s, 2),
         "medcam_lab_img_per_s": round(B / our_s, 2),
         "medcam_lab_vs_reference_speed": round(ref_s / our_s, 3), "overhead_pct": round(100 * (our_s / ref_s - 1), 1),
+        "medcam_lab_host_syncs_per_step": None if host_syncs is None else len(host_syncs),
+        "host_sync_calls": host_syncs,
         "rounds_s_per_step": {k: [round(v, 4) for v in vs] for k, vs in times.items()},
     }))
 

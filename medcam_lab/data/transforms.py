@@ -18,8 +18,9 @@ def _to_unit(images: torch.Tensor) -> torch.Tensor:
 
 def _normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """Grayscale (B,1,H,W) in [0,1] → (B,3,H,W) normalized with per-channel ``mean``/``std``."""
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    # built on the host and copied without blocking (a blocking copy would wait for the GPU's queue)
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1).to(x.device, non_blocking=True)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1).to(x.device, non_blocking=True)
     return (x.expand(-1, 3, -1, -1) - m) / s
 
 

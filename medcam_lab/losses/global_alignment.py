@@ -41,7 +41,7 @@ def as_temperature(temperature: float | Tensor, device: torch.device) -> Tensor:
     temperature = float(temperature)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return torch.tensor(temperature, dtype=torch.float32, device=device)
+    return torch.full((), temperature, dtype=torch.float32, device=device)  # a fill: no host→device copy
 
 
 def global_alignment_loss(
