@@ -251,3 +251,39 @@ def _align(cfg: AlignConfig, ctx, device_name: str) -> Path:
                                                   "world_size": ctx.world_size})
     barrier(ctx)
     return weights
+
+
+def torchrun_align_command(cfg: AlignConfig, nproc_per_node: int, python: str | None = None) -> list[str]:
+    """The ``torchrun`` command line that runs ``medcam-lab align`` with ``cfg`` on ``nproc_per_node`` processes.
+
+    Every config field is passed as its CLI flag; ``cfg.batch_size`` is per process.
+    """
+    import dataclasses
+    import sys
+
+    if nproc_per_node < 1:
+        raise ValueError(f"nproc_per_node must be >= 1, got {nproc_per_node}")
+    argv = [python or sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc_per_node", str(nproc_per_node), "-m", "medcam_lab.cli", "align"]
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + field.name.replace("_", "-"))
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def launch_align(cfg: AlignConfig, nproc_per_node: int, **run_kwargs) -> Path:
+    """Run data-parallel alignment in a ``torchrun`` subprocess (how notebooks use several GPUs: a kernel
+    never creates process groups itself) and return the adapted backbone's path once it has finished.
+
+    Raises:
+        subprocess.CalledProcessError: when any rank fails (its output is in the exception).
+    """
+    import subprocess
+
+    run_kwargs.setdefault("check", True)
+    subprocess.run(torchrun_align_command(cfg, nproc_per_node), **run_kwargs)
+    return Path(cfg.out) / "adapted_backbone.pt"
