@@ -200,7 +200,7 @@ def _align(cfg: AlignConfig, ctx, device_name: str) -> Path:
     best_path = out / "best_backbone.pt"
     if start and main:
         log.info("resuming alignment after epoch %d", start)
-    step_module = _wrap_data_parallel(module, cfg, runtime, ctx.local_rank) if ctx.world_size > 1 else module
+    step_module = _wrap_data_parallel(module, cfg, runtime, ctx.local_rank) if ctx.launched else module
     compile_image_encoder(module.model.image_encoder, runtime)
     spec = module.model.image_encoder.spec
     per_rank = cfg.batch_size

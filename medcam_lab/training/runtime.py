@@ -145,6 +145,7 @@ class DistributedContext:
     world_size: int = 1
     local_rank: int = 0
     initialized_here: bool = False
+    launched: bool = False  # started by torchrun (a process group exists, even with one rank)
 
     @property
     def is_main(self) -> bool:
@@ -153,7 +154,7 @@ class DistributedContext:
 
 
 def init_distributed(device: str = "auto") -> tuple[DistributedContext, str]:
-    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE > 1`` in the environment).
+    """Join the process group when launched by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` in the environment).
 
     The backend is NCCL on CUDA (one GPU per process, ``cuda:LOCAL_RANK``) and gloo on CPU. Returns the
     context and the device string each process should use; without ``torchrun`` it returns ``(rank 0 of 1,
@@ -163,9 +164,9 @@ def init_distributed(device: str = "auto") -> tuple[DistributedContext, str]:
 
     import torch.distributed as dist
 
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:  # not launched by torchrun
         return DistributedContext(), device
+    world_size = int(os.environ["WORLD_SIZE"])
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device != "cpu" and not device.startswith("cpu") and torch.cuda.is_available()
     if use_cuda:
@@ -179,12 +180,12 @@ def init_distributed(device: str = "auto") -> tuple[DistributedContext, str]:
         initialized_here = True
     if dist.get_world_size() != world_size:
         raise RuntimeError(f"process group has {dist.get_world_size()} ranks, WORLD_SIZE says {world_size}")
-    return DistributedContext(rank, world_size, local_rank, initialized_here), device
+    return DistributedContext(rank, world_size, local_rank, initialized_here, launched=True), device
 
 
 def barrier(ctx: DistributedContext) -> None:
-    """Wait for every rank (a no-op in a single process)."""
-    if ctx.world_size > 1:
+    """Wait for every rank (a no-op outside ``torchrun``)."""
+    if ctx.launched:
         import torch.distributed as dist
 
         dist.barrier()
