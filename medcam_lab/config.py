@@ -100,6 +100,11 @@ class AlignConfig:
         k: number of EHR timesteps per image in the local loss.
         temperature: τ; with ``learnable_temperature`` it is the initial value.
         keep_best: save the backbone of the epoch with the lowest validation alignment loss.
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
+        channels_last, compile: ``auto`` (on for CUDA, off elsewhere), ``on`` or ``off``; ``compile`` is
+            ``torch.compile`` of the image encoder.
+        sync_batchnorm: under ``torchrun`` on CUDA, trainable BatchNorms use statistics of the global batch.
+        batch_size: per process; under ``torchrun`` the global batch is ``batch_size × nproc``.
     """
 
     cohort: str = ""
@@ -127,6 +132,10 @@ class AlignConfig:
     device: str = "auto"
     checkpoint_every: int = 1
     keep_best: bool = True
+    precision: str = "auto"
+    channels_last: str = "auto"
+    compile: str = "auto"
+    sync_batchnorm: bool = True
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,7 @@ class FinetuneConfig:
     Validation starts at epoch ``eval_start`` and repeats every ``eval_every`` epochs (BenchX: 10 and 5);
     ``patience`` counts evaluations without improvement.
     The learning-rate grid's winner is chosen on validation macro-AUROC; test is touched once.
+    ``precision``, ``channels_last`` and ``compile`` as in :class:`AlignConfig` (``auto`` = on for CUDA).
     """
 
     data: str = ""
@@ -156,6 +166,9 @@ class FinetuneConfig:
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
+    precision: str = "auto"
+    channels_last: str = "auto"
+    compile: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,34 @@ def test_evaluate_cli_matches_sklearn_point_estimates(tiny_cohort, tmp_path):
         assert sorted(metrics[metric]["skipped_labels"]) == sorted(
             names[j] for j in range(len(names)) if j not in kept)
         assert metrics[metric]["low"] <= metrics[metric]["high"]
+
+
+def test_device_crop_equals_the_per_image_loop():
+    from medcam_lab.data.transforms import _normalize, _to_unit, train_transform
+
+    images = torch.randint(0, 256, (9, 36, 36), dtype=torch.uint8)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    gen = torch.Generator().manual_seed(4)
+    offsets = torch.randint(0, 36 - 32 + 1, (9, 2), generator=gen).tolist()
+    flips = (torch.rand(9, generator=gen) < 0.5).tolist()
+    crops = [img[t : t + 32, left : left + 32] for img, (t, left) in zip(images, offsets)]
+    expected = _normalize(_to_unit(torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flips)])), mean, std)
+    assert torch.equal(train_transform(images, 32, mean, std, torch.Generator().manual_seed(4)), expected)
+
+
+def test_rank_slices_concatenate_to_the_single_process_batches():
+    from medcam_lab.data.cohort import make_loader
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 37
+
+        def __getitems__(self, positions):
+            return {"index": torch.tensor(positions)}
+
+    one = [b["index"] for b in make_loader(Items(), 9, shuffle=True, seed=5, drop_last=True)]
+    ranks = [[b["index"] for b in make_loader(Items(), 3, shuffle=True, seed=5, rank=r, world_size=3)]
+             for r in range(3)]
+    assert len(one) == 4 and all(len(r) == 4 for r in ranks)
+    for batch, *parts in zip(one, *ranks):
+        assert torch.equal(batch, torch.cat(parts))

@@ -138,12 +138,51 @@ def _identity_collate(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return batch
 
 
+class RankSliceBatchSampler(torch.utils.data.Sampler):
+    """This rank's equal share of every global batch drawn by ``global_batches``.
+
+    Every rank iterates the same seeded global batches of ``world_size × batch_size`` indices (incomplete
+    ones dropped) and keeps the slice ``[rank·batch_size, (rank + 1)·batch_size)``, so the ranks' batches
+    concatenated in rank order are exactly the batches one process would draw with the global batch size.
+    """
+
+    def __init__(self, global_batches: torch.utils.data.BatchSampler, rank: int, world_size: int) -> None:
+        if not global_batches.drop_last:
+            raise ValueError("data-parallel batches must drop the last incomplete global batch (equal ranks)")
+        if global_batches.batch_size % world_size:
+            raise ValueError(f"global batch {global_batches.batch_size} not divisible by world size {world_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside [0, {world_size})")
+        self.global_batches = global_batches
+        self.rank = rank
+        self.per_rank = global_batches.batch_size // world_size
+
+    def __len__(self) -> int:
+        return len(self.global_batches)
+
+    def __iter__(self):
+        lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
+        for batch in self.global_batches:
+            yield batch[lo:hi]
+
+
 def make_loader(dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool, seed: int,
-                num_workers: int = 0, drop_last: bool = False, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """A DataLoader that fetches whole batches through ``__getitems__`` (seeded shuffling)."""
+                num_workers: int = 0, drop_last: bool = False, pin_memory: bool = False,
+                rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
+    """A DataLoader that fetches whole batches through ``__getitems__`` (seeded shuffling).
+
+    With ``world_size > 1`` it serves this rank's slice of each global batch of ``batch_size × world_size``
+    (see :class:`RankSliceBatchSampler`; incomplete global batches are always dropped), drawn with the same
+    seeded generator as the single-process loader with that global batch size.
+    """
     generator = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator,
-        num_workers=num_workers, collate_fn=_identity_collate, pin_memory=pin_memory,
-        persistent_workers=num_workers > 0,
-    )
+    common = dict(generator=generator, num_workers=num_workers, collate_fn=_identity_collate,
+                  pin_memory=pin_memory, persistent_workers=num_workers > 0)
+    if world_size == 1:
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                                           **common)
+    sampler = (torch.utils.data.RandomSampler(dataset, generator=generator) if shuffle
+               else torch.utils.data.SequentialSampler(dataset))
+    global_batches = torch.utils.data.BatchSampler(sampler, batch_size * world_size, drop_last=True)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=RankSliceBatchSampler(global_batches, rank, world_size),
+                                       **common)

@@ -18,8 +18,9 @@ def _to_unit(images: torch.Tensor) -> torch.Tensor:
 
 def _normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """Grayscale (B,1,H,W) in [0,1] → (B,3,H,W) normalized with per-channel ``mean``/``std``."""
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    # built on the host and copied without blocking (a blocking copy would wait for the GPU's queue)
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1).to(x.device, non_blocking=True)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1).to(x.device, non_blocking=True)
     return (x.expand(-1, 3, -1, -1) - m) / s
 
 
@@ -36,24 +37,76 @@ def eval_transform(images: torch.Tensor, size: int, mean: tuple[float, ...], std
     return _normalize(_to_unit(images[:, top : top + size, top : top + size]), mean, std)
 
 
+def random_crop_params(
+    batch_size: int, cached_size: int, size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw the random crop offsets and horizontal flips of a batch (on the CPU generator).
+
+    Drawing them separately from applying them lets a data-parallel rank draw the parameters of the whole
+    global batch and apply only its own slice, so that its images get exactly the crops one process would.
+
+    Shape:
+        returns offsets (B, 2) long (top, left) and flips (B,) bool.
+    """
+    if cached_size < size:
+        raise ValueError(f"cached images are {cached_size} px, smaller than the model input {size} px")
+    offsets = torch.randint(0, cached_size - size + 1, (batch_size, 2), generator=generator)
+    flips = torch.rand(batch_size, generator=generator) < 0.5
+    return offsets, flips
+
+
+def crop_and_flip(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop ``size × size`` at ``offsets`` and mirror where ``flips``, for the whole batch in one gather.
+
+    Runs on the device ``images`` sits on (the parameters are moved there without blocking).
+
+    Shape:
+        images: (B, S, S); offsets: (B, 2); flips: (B,); returns (B, size, size) of the images' dtype.
+    """
+    b, s = images.shape[0], images.shape[-1]
+    if s < size:
+        raise ValueError(f"cached images are {s} px, smaller than the model input {size} px")
+    if offsets.shape != (b, 2) or flips.shape != (b,):
+        raise ValueError(
+            f"expected offsets ({b}, 2) and flips ({b},), got {tuple(offsets.shape)} and {tuple(flips.shape)}"
+        )
+    device = images.device
+    offsets = offsets.to(device, non_blocking=True)
+    flips = flips.to(device, non_blocking=True)
+    steps = torch.arange(size, device=device)
+    rows = offsets[:, 0, None] + steps  # (B, size)
+    cols = offsets[:, 1, None] + steps
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    batch = torch.arange(b, device=device)[:, None, None]
+    return images[batch, rows[:, :, None], cols[:, None, :]]
+
+
 def train_transform(
-    images: torch.Tensor, size: int, mean: tuple[float, ...], std: tuple[float, ...], generator: torch.Generator
+    images: torch.Tensor,
+    size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    generator: torch.Generator | None = None,
+    params: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Random ``size`` crop and random horizontal flip per image, then normalize.
+    """Random ``size`` crop and random horizontal flip per image, then normalize, on the images' device.
+
+    Args:
+        images: cached uint8 images (on the CPU or already on the GPU).
+        size: model input side.
+        mean, std: per-channel normalization of the encoder.
+        generator: draws the crop parameters (see :func:`random_crop_params`) when ``params`` is None.
+        params: ``(offsets, flips)`` drawn beforehand (e.g. this rank's slice of the global batch's).
 
     Shape:
         images: (B, S, S) uint8; returns (B, 3, size, size) float32.
     """
     b, s = images.shape[0], images.shape[-1]
-    if s < size:
-        raise ValueError(f"cached images are {s} px, smaller than the model input {size} px")
-    offsets = torch.randint(0, s - size + 1, (b, 2), generator=generator).tolist()
-    flips = (torch.rand(b, generator=generator) < 0.5).tolist()
-    crops = []
-    for img, (top, left), flip in zip(images, offsets, flips):
-        crop = img[top : top + size, left : left + size]
-        crops.append(crop.flip(-1) if flip else crop)
-    return _normalize(_to_unit(torch.stack(crops)), mean, std)
+    if params is None:
+        if generator is None:
+            raise ValueError("train_transform needs a generator or precomputed params")
+        params = random_crop_params(b, s, size, generator)
+    return _normalize(_to_unit(crop_and_flip(images, params[0], params[1], size)), mean, std)
 
 
 def ssl_view(

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from medcam_lab.losses.distributed import gather_with_grad, world_info
+
 __all__ = ["global_alignment_loss", "as_temperature"]
 
 
@@ -39,10 +41,12 @@ def as_temperature(temperature: float | Tensor, device: torch.device) -> Tensor:
     temperature = float(temperature)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return torch.tensor(temperature, dtype=torch.float32, device=device)
+    return torch.full((), temperature, dtype=torch.float32, device=device)  # a fill: no host→device copy
 
 
-def global_alignment_loss(z_cxr: Tensor, z_ehr: Tensor, temperature: float | Tensor) -> Tensor:
+def global_alignment_loss(
+    z_cxr: Tensor, z_ehr: Tensor, temperature: float | Tensor, distributed: bool = False
+) -> Tensor:
     """Symmetric InfoNCE between image and EHR embeddings (eq. 3–5).
 
     The embeddings are L2-normalised here (they need not be normalised on input). With
@@ -58,6 +62,12 @@ def global_alignment_loss(z_cxr: Tensor, z_ehr: Tensor, temperature: float | Ten
         z_cxr: image embeddings ``z_cxr = g_cxr(f_cxr(x))``.
         z_ehr: sequence-level EHR embeddings ``z_ehr = g_ehr(h_last)``; row ``i`` pairs with ``z_cxr[i]``.
         temperature: τ > 0, a float or a 0-dim tensor (a learnable τ gets a gradient).
+        distributed: under an initialised process group of ``W`` ranks, each holding ``B`` local pairs,
+            compute this rank's share of the loss over the global batch of ``W·B`` pairs: the local rows of
+            ``S`` against all gathered EHR embeddings, and the local columns against all gathered images
+            (gathered with gradient, labels offset by ``rank·B``). The mean over ranks of this value is the
+            single-process loss on the concatenated batch, and DDP's gradient averaging yields its exact
+            gradient. Every rank must hold the same ``B``. Without a process group it changes nothing.
 
     Returns:
         The scalar float32 loss. For B = 1 it is exactly 0 (a single pair has no negatives).
@@ -85,8 +95,12 @@ def global_alignment_loss(z_cxr: Tensor, z_ehr: Tensor, temperature: float | Ten
     with torch.autocast(device_type=z_cxr.device.type, enabled=False):
         zc = F.normalize(z_cxr.float(), dim=-1)
         ze = F.normalize(z_ehr.float(), dim=-1)
-        logits = zc @ ze.t() / tau
-        labels = torch.arange(logits.shape[0], device=logits.device)
-        loss_c2e = F.cross_entropy(logits, labels)
-        loss_e2c = F.cross_entropy(logits.t(), labels)
+        rank, world = world_info() if distributed else (0, 1)
+        labels = torch.arange(zc.shape[0], device=zc.device) + rank * zc.shape[0]
+        if world == 1:
+            logits = zc @ ze.t() / tau
+            return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+        zc_all, ze_all = gather_with_grad(zc), gather_with_grad(ze)  # (W·B, d) each
+        loss_c2e = F.cross_entropy(zc @ ze_all.t() / tau, labels)  # this rank's rows of S
+        loss_e2c = F.cross_entropy(ze @ zc_all.t() / tau, labels)  # this rank's columns of S, transposed
         return 0.5 * (loss_c2e + loss_e2c)

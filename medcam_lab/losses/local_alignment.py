@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medcam_lab.losses.distributed import all_reduce_sum, gather_with_grad, world_info
 from medcam_lab.losses.global_alignment import as_temperature, global_alignment_loss
 
 __all__ = ["select_topk_steps", "local_alignment_loss", "MedCAMLoss"]
@@ -79,6 +80,7 @@ def local_alignment_loss(
     k: int,
     temperature: float | Tensor,
     step_mask: Tensor | None = None,
+    distributed: bool = False,
 ) -> Tensor:
     """Bidirectional top-k timestep InfoNCE (eq. 6a, 6b, 7), vectorised over patients and timesteps.
 
@@ -96,6 +98,13 @@ def local_alignment_loss(
         k: timesteps selected per patient, ``k ≥ 1`` (``k_b = min(k, #valid steps of b)``).
         temperature: τ > 0, a float or a 0-dim tensor.
         step_mask: ``True`` = valid timestep; ``None`` = all valid.
+        distributed: under an initialised process group of ``W`` ranks with equal local batches ``B``,
+            compute this rank's share of the loss over the global batch: 6a is local to each patient, 6b
+            normalises each local selected timestep over the ``W·B`` images gathered with gradient (positive
+            at ``rank·B + b``), and both sums are divided by the all-reduced number of selected pairs and
+            multiplied by ``W``. The mean over ranks is then the single-process loss on the concatenated
+            batch and DDP's gradient averaging gives its exact gradient. Without a process group it changes
+            nothing.
 
     Returns:
         Scalar float32 loss ``½ (L_6a + L_6b)``, each the mean over all selected ``(b, j)`` pairs.
@@ -130,9 +139,16 @@ def local_alignment_loss(
     if step_mask is None:
         step_mask = torch.ones(B, T, dtype=torch.bool, device=z_cxr.device)
     index, selected = select_topk_steps(attention, k, step_mask)
-    n_pairs = int(selected.sum())
-    if n_pairs == 0:
-        raise ValueError("local_alignment_loss: no (patient, timestep) pair selected (no valid EHR step)")
+    rank, world = world_info() if distributed else (0, 1)
+    # The number of selected pairs over the (global) batch, kept on the device: no host sync on CUDA.
+    n_pairs = selected.sum().to(torch.float32)
+    if world > 1:
+        n_pairs = all_reduce_sum(n_pairs)
+    if n_pairs.device.type == "cpu":
+        if float(n_pairs) == 0:
+            raise ValueError("local_alignment_loss: no (patient, timestep) pair selected (no valid EHR step)")
+    else:
+        torch._assert_async(n_pairs > 0, "local_alignment_loss: no (patient, timestep) pair selected")
     tau = as_temperature(temperature, z_cxr.device)
 
     with torch.autocast(device_type=z_cxr.device.type, enabled=False):
@@ -146,15 +162,16 @@ def local_alignment_loss(
         row_mask = step_mask | ~step_mask.any(dim=1, keepdim=True)
         logits_a = logits_a.masked_fill(~row_mask, float("-inf"))
         logp_a = torch.log_softmax(logits_a, dim=1).gather(1, index)  # (B, k_eff)
-        loss_a = -logp_a[selected].mean()
+        sum_a = torch.where(selected, logp_a, 0.0).sum()
 
-        # 6b: each selected timestep against every image of the batch; the positive is its own image.
+        # 6b: each selected timestep against every image of the (global) batch; the positive is its own image.
+        zc_all = gather_with_grad(zc) if world > 1 else zc  # (W·B, d)
         zs_sel = zs.gather(1, index[..., None].expand(-1, -1, d))  # (B, k_eff, d)
-        logits_b = torch.einsum("bkd,cd->bkc", zs_sel, zc) / tau  # (B, k_eff, B)
-        own = torch.arange(B, device=zc.device)[:, None, None].expand(-1, index.shape[1], 1)
+        logits_b = torch.einsum("bkd,cd->bkc", zs_sel, zc_all) / tau  # (B, k_eff, W·B)
+        own = (torch.arange(B, device=zc.device) + rank * B)[:, None, None].expand(-1, index.shape[1], 1)
         logp_b = torch.log_softmax(logits_b, dim=2).gather(2, own).squeeze(2)  # (B, k_eff)
-        loss_b = -logp_b[selected].mean()
-        return 0.5 * (loss_a + loss_b)
+        sum_b = torch.where(selected, logp_b, 0.0).sum()
+        return -0.5 * (sum_a + sum_b) * world / n_pairs
 
 
 class MedCAMLoss(nn.Module):
@@ -173,6 +190,9 @@ class MedCAMLoss(nn.Module):
         learnable_temperature: learn τ through ``logit_scale``.
         lambda_global: weight of the global loss, ≥ 0 (0 = term not computed).
         lambda_local: weight of the local loss, ≥ 0 (0 = term not computed).
+        distributed: compute this rank's share of the loss over the batch gathered from all ranks (see
+            :func:`global_alignment_loss`); without a process group it changes nothing. Can be changed on
+            the instance (e.g. off for a single-rank evaluation).
 
     Raises:
         ValueError: on ``k < 1``, τ ≤ 0 (or < 0.01 when learnable), a negative weight, or both weights 0.
@@ -200,6 +220,7 @@ class MedCAMLoss(nn.Module):
         learnable_temperature: bool = False,
         lambda_global: float = 1.0,
         lambda_local: float = 1.0,
+        distributed: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(k, int) or k < 1:
@@ -216,6 +237,7 @@ class MedCAMLoss(nn.Module):
         self.lambda_global = float(lambda_global)
         self.lambda_local = float(lambda_local)
         self.learnable_temperature = learnable_temperature
+        self.distributed = distributed
         self._fixed_temperature = float(temperature)
         if learnable_temperature:
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
@@ -272,9 +294,10 @@ class MedCAMLoss(nn.Module):
             - output values: () scalars.
         """
         tau: float | Tensor = self.temperature if self.learnable_temperature else self._fixed_temperature
-        loss_g = global_alignment_loss(z_cxr, z_ehr, tau) if self.lambda_global > 0 else None
+        dist_on = self.distributed
+        loss_g = global_alignment_loss(z_cxr, z_ehr, tau, dist_on) if self.lambda_global > 0 else None
         loss_l = (
-            local_alignment_loss(z_cxr, z_ehr_steps, attention, self.k, tau, step_mask)
+            local_alignment_loss(z_cxr, z_ehr_steps, attention, self.k, tau, step_mask, dist_on)
             if self.lambda_local > 0
             else None
         )
@@ -296,5 +319,5 @@ class MedCAMLoss(nn.Module):
         return (
             f"k={self.k}, temperature={float(self.temperature.detach()):.4g}, "
             f"learnable_temperature={self.learnable_temperature}, lambda_global={self.lambda_global}, "
-            f"lambda_local={self.lambda_local}"
+            f"lambda_local={self.lambda_local}, distributed={self.distributed}"
         )

@@ -138,7 +138,7 @@ class MedCAMAligner(nn.Module):
         z_cxr = self.image_proj(self.image_encoder(images))
         steps, last = self.ehr_encoder(ehr, lengths)
         T = ehr.shape[1]
-        lengths = torch.as_tensor(lengths, device=ehr.device)
+        lengths = torch.as_tensor(lengths).to(ehr.device, non_blocking=True)  # no wait on the GPU's queue
         step_mask = torch.arange(T, device=ehr.device)[None, :] < lengths[:, None]
         z_ehr = self.ehr_proj(last)
         z_ehr_steps = self.ehr_proj(steps).masked_fill(~step_mask[..., None], 0.0)

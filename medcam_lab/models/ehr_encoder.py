@@ -114,8 +114,9 @@ class EHREncoder(nn.Module):
             packed, (h_n, _) = lstm(packed)
         steps, _ = pad_packed_sequence(packed, batch_first=True, total_length=T)
         last = h_n[-1]  # (B, H), already in the original batch order (enforce_sorted=False unsorts)
-        empty = (lengths_cpu == 0).to(x.device)
-        if bool(empty.any()):
+        empty_cpu = lengths_cpu == 0  # checked on the host copy: no device synchronisation
+        if bool(empty_cpu.any()):
+            empty = empty_cpu.to(x.device)
             steps = steps.masked_fill(empty[:, None, None], 0.0)
             last = last.masked_fill(empty[:, None], 0.0)
         return steps, self.dropout(last)

@@ -29,15 +29,21 @@ from medcam_lab.models import build_image_encoder, save_state_dict_atomic
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.checkpoint import load_checkpoint, save_checkpoint
 from medcam_lab.training.runtime import (
+    Runtime,
     autocast,
+    compile_image_encoder,
     epoch_seed,
     prepare_model,
-    resolve_device,
+    resolve_runtime,
     seed_everything,
     to_device_images,
 )
 
 log = logging.getLogger("medcam_lab")
+
+
+def _device(device: torch.device | Runtime) -> torch.device:
+    return device.device if isinstance(device, Runtime) else device
 
 
 class ImageClassifier(nn.Module):
@@ -102,13 +108,14 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def predict(model: ImageClassifier, dataset: ImageLabelDataset, cfg: FinetuneConfig,
-            device: torch.device) -> np.ndarray:
+            device: torch.device | Runtime) -> np.ndarray:
     """Sigmoid scores. Shape: returns (N, L) float64."""
     model.eval()
     spec = model.encoder.spec
     scores = []
     for batch in make_loader(dataset, max(cfg.batch_size, 256), shuffle=False, seed=0):
-        images = to_device_images(eval_transform(batch["image"], cfg.image_size, spec.mean, spec.std), device)
+        raw = batch["image"].to(_device(device), non_blocking=True)
+        images = to_device_images(eval_transform(raw, cfg.image_size, spec.mean, spec.std), device)
         with autocast(device):
             logits = model(images)
         scores.append(torch.sigmoid(logits.float()).cpu())
@@ -120,7 +127,7 @@ def macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def _build(cfg: FinetuneConfig, n_labels: int, lr: float, device: torch.device):
+def _build(cfg: FinetuneConfig, n_labels: int, lr: float, device: torch.device | Runtime):
     seed_everything(cfg.seed)  # the head's initialization must not depend on what ran before
     encoder = build_image_encoder(cfg.encoder, weights=cfg.weights or None)
     model = prepare_model(ImageClassifier(encoder, n_labels), device)
@@ -131,11 +138,12 @@ def _build(cfg: FinetuneConfig, n_labels: int, lr: float, device: torch.device):
     else:
         groups = [{"params": model.encoder.parameters(), "lr": lr * cfg.backbone_lr_mult},
                   {"params": model.head.parameters(), "lr": lr}]
-    optimizer = torch.optim.Adam(groups, lr=lr, eps=1e-8)
+    fused = _device(device).type == "cuda"
+    optimizer = torch.optim.Adam(groups, lr=lr, eps=1e-8, fused=fused)
     return model, optimizer
 
 
-def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, device: torch.device) -> dict:
+def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, device: torch.device | Runtime) -> dict:
     """Train at one learning rate with early stopping; resumable; returns its summary."""
     model, optimizer = _build(cfg, len(splits.pathologies), lr, device)
     spec = model.encoder.spec
@@ -148,6 +156,8 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
         start, history = int(state["epoch"]), list(state["history"])
         best, bad_evals = dict(state["extra"]["best"]), int(state["extra"]["bad_evals"])
         log.info("resuming lr=%g after epoch %d", lr, start)
+    if isinstance(device, Runtime):
+        compile_image_encoder(model.encoder, device)
     stopped = state is not None and bool(state["extra"].get("stopped", False))
     epoch = start
     bar = tqdm(total=cfg.epochs, initial=start, desc=f"finetune lr={lr:g}", leave=False, mininterval=2.0)
@@ -159,11 +169,12 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
             model.encoder.eval()
         losses = []
         loader = make_loader(splits.train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch),
-                             num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                             num_workers=cfg.num_workers, pin_memory=_device(device).type == "cuda",
                              drop_last=len(splits.train) > cfg.batch_size)  # no batch of one for BatchNorm
         for batch in loader:
-            images = to_device_images(train_transform(batch["image"], cfg.image_size, spec.mean, spec.std, gen), device)
-            labels = batch["labels"].to(device, non_blocking=True)
+            raw = batch["image"].to(_device(device), non_blocking=True)  # uint8 bytes; crop on the device
+            images = to_device_images(train_transform(raw, cfg.image_size, spec.mean, spec.std, gen), device)
+            labels = batch["labels"].to(_device(device), non_blocking=True)
             with autocast(device):
                 logits = model(images)
             loss = masked_bce(logits, labels)
@@ -201,7 +212,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     """
     out = Path(cfg.out)
     write_run_info(out, "finetune", cfg)
-    device = resolve_device(cfg.device)
+    device = resolve_runtime(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     splits = load_splits(cfg)
     summaries = []
     for i, lr in enumerate(cfg.lr_grid):
@@ -223,7 +234,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
 
 
 def write_predictions(model: ImageClassifier, dataset: ImageLabelDataset, splits: Splits, cfg: FinetuneConfig,
-                      device: torch.device, path: Path) -> Path:
+                      device: torch.device | Runtime, path: Path) -> Path:
     """Write ids, true labels and scores of ``dataset`` as parquet (columns ``true:<L>``, ``score:<L>``)."""
     scores = predict(model, dataset, cfg, device)
     frame = pd.DataFrame({"id": dataset.meta[splits.id_column].astype(str).to_numpy()})
