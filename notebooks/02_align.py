@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -59,6 +61,10 @@ num_workers: int = 0  # data-loader workers
 device: str = "auto"  # auto: CUDA when available, else CPU
 checkpoint_every: int = 1  # epochs between training checkpoints
 keep_best: bool = True  # keep the backbone of the best validation epoch
+precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; or bf16 / fp32
+channels_last: str = "auto"  # auto: on for CUDA, off on CPU; or on / off
+compile: str = "auto"  # torch.compile of the image encoder; auto: on for CUDA, off on CPU
+sync_batchnorm: bool = True  # under torchrun on CUDA, BatchNorm over the global batch
 
 # %%
 (cfg,) = configs_from_parameters(parameters_since(globals(), _names_before), AlignConfig, notebook="02_align")

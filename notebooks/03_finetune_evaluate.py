@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -51,6 +53,9 @@ patience: int = 10  # validations without improvement before stopping
 seed: int = 0  # seed (training and bootstrap)
 num_workers: int = 0  # data-loader workers
 device: str = "auto"  # auto: CUDA when available, else CPU
+precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; or bf16 / fp32
+channels_last: str = "auto"  # auto: on for CUDA, off on CPU; or on / off
+compile: str = "auto"  # torch.compile of the image encoder; auto: on for CUDA, off on CPU
 n_resamples: int = 1000  # bootstrap resamples
 confidence: float = 0.95  # interval level
 
