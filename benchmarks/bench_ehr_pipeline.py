@@ -69,9 +69,8 @@ def generate_chartevents(path: Path, n_rows: int, seed: int = 0, chunk: int = 2_
 
 def child_extract(path: str, method: str) -> None:
     """Child-process body: run one extraction method, print JSON with rows, seconds and peak RSS."""
-    from medcam_lab.ehr.itemids import CHART_ITEMIDS
-
     from medcam_lab.data.mimic_iv import stream_events
+    from medcam_lab.ehr.itemids import CHART_ITEMIDS
 
     start = time.perf_counter()
     if method == "medcam_lab":

@@ -46,7 +46,8 @@ import pandas as pd
 
 from medcam_lab.ehr.categories import canonical_index, gcs_score
 from medcam_lab.ehr.channels import CLEAN_POSSIBLE_VALUES, IS_CATEGORICAL
-from medcam_lab.ehr.itemids import ITEMID_TO_VARIABLE, itemid_map as default_itemid_map
+from medcam_lab.ehr.itemids import ITEMID_TO_VARIABLE
+from medcam_lab.ehr.itemids import itemid_map as default_itemid_map
 from medcam_lab.ehr.ranges import VALID_RANGES
 from medcam_lab.ehr.switches import CleanSwitches
 
