@@ -388,7 +388,9 @@ def derive_gcs_total(cleaned: pd.DataFrame, by: str = "stay_id") -> tuple[pd.Dat
     has_all = wide[list(_GCS_COMPONENTS)].notna().all(axis=1) & wide[_GCS_TOTAL].isna()
     intubated = wide["Glascow coma scale verbal response"] == "ET/Trach"
     usable = wide.loc[has_all & ~intubated]
-    total = sum(usable[name].map(lambda c, n=name: gcs_score(n, c)) for name in _GCS_COMPONENTS)
+    total = np.zeros(len(usable), dtype=np.int64)
+    for name in _GCS_COMPONENTS:
+        total += np.array([gcs_score(name, c) for c in usable[name]], dtype=np.int64)
     first_rows = parts.drop_duplicates(keys, keep="first").set_index(keys)
     rows = first_rows.loc[usable.index].reset_index()
     rows["itemid"] = 0
@@ -397,7 +399,7 @@ def derive_gcs_total(cleaned: pd.DataFrame, by: str = "stay_id") -> tuple[pd.Dat
     rows["clean_value"] = [str(int(t)) for t in total]
     for col in ("value", "valuenum"):
         if col in rows.columns:
-            rows[col] = rows["clean_value"] if col == "value" else total.to_numpy(dtype=float)
+            rows[col] = rows["clean_value"] if col == "value" else total.astype(float)
     rows = rows[list(cleaned.columns)]
     rows.index = pd.RangeIndex(len(rows)) + (int(cleaned.index.max()) + 1 if len(cleaned) else 0)
     counts = {
