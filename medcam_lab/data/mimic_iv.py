@@ -102,7 +102,7 @@ def _header(path: Path) -> list[str]:
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        raise MimicLayoutError(f"could not read the header of {path}: {exc}") from exc
+        raise MimicLayoutError(f"could not read the header of {path} (truncated or corrupt file?): {exc}") from exc
     return list(reader.schema.names)
 
 
