@@ -37,6 +37,7 @@ CHART_COLUMNS = ["subject_id", "hadm_id", "stay_id", "caregiver_id", "charttime"
 def generate_chartevents(path: Path, n_rows: int, seed: int = 0, chunk: int = 2_000_000) -> None:
     """Write a MIMIC-shaped chartevents.csv.gz of ``n_rows`` rows (stays of ~1,000 rows each)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     from medcam_lab.ehr.itemids import CHART_ITEMIDS
@@ -55,10 +56,11 @@ def generate_chartevents(path: Path, n_rows: int, seed: int = 0, chunk: int = 2_
             item = np.where(is_mapped, rng.choice(mapped, n), rng.choice(other, n))
             num = np.round(rng.normal(80, 15, n), 1)
             t = np.datetime64("2150-01-01T00:00:00") + (row % 1000 * 180).astype("timedelta64[s]")
+            t = pc.strftime(pa.array(t), format="%Y-%m-%d %H:%M:%S")  # MIMIC's "YYYY-MM-DD HH:MM:SS"
             table = pa.table({
                 "subject_id": stay - 20_000_000, "hadm_id": stay - 10_000_000, "stay_id": stay,
                 "caregiver_id": rng.integers(1, 99999, n),
-                "charttime": pa.array(t.astype(str)), "storetime": pa.array(t.astype(str)),
+                "charttime": t, "storetime": t,
                 "itemid": item, "value": pa.array(num.astype(str)), "valuenum": num,
                 "valueuom": pa.array(np.where(is_mapped, "bpm", "mL")), "warning": rng.integers(0, 2, n),
             })
@@ -177,15 +179,19 @@ def bench_discretizer(n_episodes: int) -> dict:
 
     table = make_episodes(n_episodes)
     disc = Discretizer(timestep=2.0, impute_strategy="previous", start_time="zero", store_masks=True)
-    start = time.perf_counter()
-    batch = disc.transform_batch(table, by="stay_id", end=48.0)
-    vec_s = time.perf_counter() - start
+    vec_s = np.inf
+    for _ in range(3):  # best of 3 (the loop below: best of 2)
+        start = time.perf_counter()
+        batch = disc.transform_batch(table, by="stay_id", end=48.0)
+        vec_s = min(vec_s, time.perf_counter() - start)
 
     header = ["Hours", *CHANNELS]
     episodes = [(k, g[header].astype(str).values.tolist()) for k, g in table.groupby("stay_id", sort=False)]
-    start = time.perf_counter()
-    loop = {k: python_discretize(rows, header, 2.0, 48.0) for k, rows in episodes}
-    loop_s = time.perf_counter() - start
+    loop_s = np.inf
+    for _ in range(2):
+        start = time.perf_counter()
+        loop = {k: python_discretize(rows, header, 2.0, 48.0) for k, rows in episodes}
+        loop_s = min(loop_s, time.perf_counter() - start)
     for k, values in loop.items():
         np.testing.assert_array_equal(batch[k], values)
     return {"episodes": n_episodes, "rows": len(table), "transform_batch_s": vec_s, "python_loop_s": loop_s,
@@ -198,6 +204,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--episodes", type=int, default=5000)
     parser.add_argument("--workdir", default="/tmp/medcam_bench_ehr")
+    parser.add_argument("--part", choices=["all", "extraction", "discretization"], default="all")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -205,25 +212,25 @@ def main() -> None:
         return
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    path = work / f"chartevents_{args.rows}.csv.gz"
-    if not path.exists():
-        start = time.perf_counter()
-        generate_chartevents(path, args.rows)
-        print(f"generated {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.0f} s")
-    ours = run_child(path, "medcam_lab")
-    base = run_child(path, "csv_module")
-    assert ours["rows_read"] == base["rows_read"] == args.rows and ours["rows_kept"] == base["rows_kept"]
-    disc = bench_discretizer(args.episodes)
-    result = {
-        "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"python {platform.python_version()}",
-        "file_mib": path.stat().st_size / 2**20,
-        "extraction": {"medcam_lab": ours, "csv_module": base,
-                       "rows_per_s": {"medcam_lab": ours["rows_read"] / ours["seconds"],
-                                      "csv_module": base["rows_read"] / base["seconds"]},
-                       "speedup": base["seconds"] / ours["seconds"]},
-        "discretization": disc,
-    }
+    result: dict = {"machine": f"{platform.node()}: {platform.processor() or platform.machine()}, "
+                               f"{os.cpu_count()} CPUs, python {platform.python_version()}"}
+    if args.part in ("all", "extraction"):
+        path = work / f"chartevents_{args.rows}.csv.gz"
+        if not path.exists():
+            start = time.perf_counter()
+            generate_chartevents(path, args.rows)
+            print(f"generated {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.0f} s")
+        ours = run_child(path, "medcam_lab")
+        base = run_child(path, "csv_module")
+        assert ours["rows_read"] == base["rows_read"] == args.rows and ours["rows_kept"] == base["rows_kept"]
+        result["extraction"] = {
+            "file_mib": path.stat().st_size / 2**20, "medcam_lab": ours, "csv_module": base,
+            "rows_per_s": {"medcam_lab": ours["rows_read"] / ours["seconds"],
+                           "csv_module": base["rows_read"] / base["seconds"]},
+            "speedup": base["seconds"] / ours["seconds"],
+        }
+    if args.part in ("all", "discretization"):
+        result["discretization"] = bench_discretizer(args.episodes)
     print(json.dumps(result, indent=1))
 
 

@@ -157,7 +157,7 @@ def load_events(
     outside = (events["charttime"] < events["intime"]) | (events["charttime"] > events["outtime"])
     report.drop("event: charttime outside its ICU stay", int(outside.sum()))
     events = events.loc[~outside].drop(columns=["intime", "outtime"])
-    dup = events.duplicated(["stay_id", "charttime", "itemid", "value", "valuenum_text"])
+    dup = events.duplicated(["stay_id", "charttime", "itemid", "value", "valuenum"])
     report.drop("event: exact duplicate row", int(dup.sum()))
     events = events.loc[~dup]
     labels = mimic_iv.read_item_labels(layout)

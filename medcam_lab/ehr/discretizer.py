@@ -68,9 +68,9 @@ def _factorize_cells(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     texts = [_cell_text(u) for u in np.asarray(uniques, dtype=object)]
     codes = np.asarray(codes, dtype=np.int64)
-    empty = [k for k, t in enumerate(texts) if t == ""]
-    if empty:
-        codes = np.where(np.isin(codes, empty), -1, codes)
+    if "" in texts:  # an empty string is "not measured": remap its code to -1 (table[-1] serves code -1)
+        table = np.array([-1 if t == "" else k for k, t in enumerate(texts)] + [-1], dtype=np.int64)
+        codes = table[codes]
     return codes, texts
 
 
