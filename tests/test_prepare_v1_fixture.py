@@ -102,7 +102,8 @@ def test_first_image_bins_by_hand(medfuse, clean):
     # 70 inches: the reference keeps 70 (label "Height"), clean converts by item id
     assert vm[0, cm.index("Height")] == pytest.approx(70.0) and vc[0, cc.index("Height")] == pytest.approx(177.8)
     # 98.6 °F -> 37 °C in both (>= 79 in the reference, item 223761 in clean)
-    assert vm[0, cm.index("Temperature")] == pytest.approx(37.0) and vc[0, cc.index("Temperature")] == pytest.approx(37.0)
+    assert vm[0, cm.index("Temperature")] == pytest.approx(37.0)
+    assert vc[0, cc.index("Temperature")] == pytest.approx(37.0)
     # heart rate: 88 at 1 h; ERROR (5 h) dropped; 92 with empty valuenum at 5.5 h (bin 2); 400 at 9 h
     # (bin 4) is kept by the reference and dropped as out of range in clean
     assert vm[[0, 2, 4], cm.index("Heart Rate")] == pytest.approx([88, 92, 400])

@@ -25,6 +25,12 @@ so a float ``1.0`` is a valid capillary refill value but ``15.0`` is not a valid
 ``str(x)`` (``15 -> "15"``). For continuous channels only the float value matters: a numeric column is
 used as is (NaN = not measured), a text column is parsed with Python ``float``.
 
+``compat="clean"`` runs the same algorithm on the canonical layout of
+:class:`~medcam_lab.ehr.channels.Layout` (60 columns): categorical cells are mapped through
+:func:`~medcam_lab.ehr.categories.canonical_index` (aliases and numeric codes accepted), and a cell that
+is an unknown category or an unparsable number is left unmeasured and counted in
+:attr:`Discretizer.unknown_values` instead of raising.
+
 Our defaults differ from the reference's: ``timestep=2.0`` and ``impute_strategy="previous"`` (the
 MedCAM setting); the reference defaults are 0.8 and ``zero``.
 """
