@@ -70,11 +70,12 @@ def test_both_modes_build_the_same_pairs(mode, medfuse, clean):
     report, pairs, values, columns = {"medfuse": medfuse, "clean": clean}[mode]
     assert report["versions"]["mimic_iv"] == "1.0" and report["versions"]["compat"] == mode
     assert report["versions"]["medcam_lab"] and report["versions"]["mimic_cxr"].startswith("2.0.0")
-    # child (16 y) and transferred stays are filtered; 3 images of the 2 kept stays remain
+    # child (16 y) and transferred stays are filtered; the stay without events loses its image;
+    # 3 images of the 2 other kept stays remain
     assert sorted(pairs["dicom_id"]) == ["aaaaaaa1-00000001", "aaaaaaa2-00000002", "aaaaaaa3-00000003"]
     assert values.shape == (3, 24, 76 if mode == "medfuse" else 60) and len(columns) == values.shape[2]
     steps = {s["step"]: s["count"] for s in report["steps"]}
-    assert steps["ICU stays in icustays"] == 4 and steps["stays of adults (anchor_age >= 18)"] == 2
+    assert steps["ICU stays in icustays"] == 5 and steps["stays of adults (anchor_age >= 18)"] == 3
     # every row of the events files is read and accounted for
     files = report["event_files"]
     assert files["chartevents"]["rows_read"] == 30 and files["labevents"]["rows_read"] == 7
@@ -82,6 +83,10 @@ def test_both_modes_build_the_same_pairs(mode, medfuse, clean):
     dropped = report["dropped"]
     assert dropped["event: charttime outside its ICU stay"] == 1
     assert dropped["event: exact duplicate row"] == 1
+    # the stay without any event, and its image, are counted
+    assert dropped["stay: no event of the 17 variables during the stay"] == 1
+    assert dropped["pair: no EHR event in the window before the image"] == 1
+    assert report["dropped_examples"]["stay: no event of the 17 variables during the stay"] == [30000005]
 
 
 def row(pairs: pd.DataFrame, dicom: str) -> int:
