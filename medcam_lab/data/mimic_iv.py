@@ -193,7 +193,7 @@ def read_item_labels(layout: MimicIVLayout) -> pd.DataFrame:
 
 
 _ID_COLUMNS = ("subject_id", "hadm_id", "stay_id", "itemid")
-_TEXT_COLUMNS = ("charttime", "value", "valueuom")
+_TEXT_COLUMNS = ("charttime", "value")
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
 _REQUIRED = ("subject_id", "hadm_id", "charttime", "itemid", "value", "valuenum")
 
@@ -234,7 +234,7 @@ def stream_events(
     keep_ids: pd.Series | None,
     key: str,
     source: str,
-    block_size: int = 16 << 20,
+    block_size: int = 4 << 20,
     progress_seconds: float = 10.0,
 ) -> tuple[pd.DataFrame, StreamCounts]:
     """Stream one events table, keeping rows of ``itemids`` whose ``key`` is in ``keep_ids``.
@@ -254,7 +254,7 @@ def stream_events(
     Returns:
         ``(events, counts)``: events with columns subject_id, hadm_id, stay_id (Int64; NA for
         labevents), charttime (datetime64), itemid (int64), value (str or None; only an empty cell is
-        missing, ``NA`` stays text), valuenum (float; NaN where empty), valueuom, source; ``counts`` the
+        missing, ``NA`` stays text), valuenum (float; NaN where empty), source; ``counts`` the
         :class:`StreamCounts` (rows read = other items + other ids + matched, checked).
 
     A charttime that is not ``YYYY-MM-DD HH:MM:SS`` (or with ``T``, or without seconds) is a counted drop
@@ -320,18 +320,37 @@ def stream_events(
 
     schema = pa.schema([(c, types[c]) for c in wanted])
     table = pa.concat_tables(parts) if parts else schema.empty_table()
-    raw_time = table.column("charttime")
-    charttime = pc.coalesce(*(pc.strptime(raw_time, format=f, unit="s", error_is_null=True) for f in _TIME_FORMATS))
-    good = pc.is_valid(charttime)
+    table = table.set_column(table.schema.get_field_index("charttime"), "charttime", _parse_times(table["charttime"]))
+    good = pc.is_valid(table["charttime"])
     counts.rows_unparseable_charttime = table.num_rows - int(pc.sum(good).as_py() or 0)
-    table = table.set_column(table.schema.get_field_index("charttime"), "charttime", charttime).filter(good)
-    events = table.to_pandas()
-    for col in ("subject_id", "hadm_id", "stay_id"):
-        events[col] = events[col].astype("Int64") if col in events.columns else pd.array([pd.NA] * len(events), "Int64")
-    events["itemid"] = events["itemid"].astype("int64")
-    events["valuenum"] = events["valuenum"].astype("float64")
-    events["charttime"] = events["charttime"].astype("datetime64[ns]")
-    if "valueuom" not in events.columns:
-        events["valueuom"] = None
+    if counts.rows_unparseable_charttime:
+        table = table.filter(good)
+    events = pd.DataFrame({
+        col: _nullable_ints(table[col]) if col in table.column_names else pd.array([pd.NA] * table.num_rows, "Int64")
+        for col in ("subject_id", "hadm_id", "stay_id")
+    })
+    events["charttime"] = table["charttime"].to_numpy()
+    events["itemid"] = table["itemid"].to_numpy()  # never null (the filter needs it)
+    events["value"] = table["value"].to_pandas()
+    events["valuenum"] = table["valuenum"].to_numpy(zero_copy_only=False)
     events["source"] = source
     return events, counts
+
+
+def _nullable_ints(column: pa.ChunkedArray) -> pd.arrays.IntegerArray:
+    """An Arrow int64 column as a pandas ``Int64`` array (nulls -> NA) without a Python-level pass."""
+    values = pc.fill_null(column, 0).to_numpy()
+    return pd.arrays.IntegerArray(values, column.is_null().to_numpy(zero_copy_only=False))
+
+
+def _parse_times(raw: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Text times -> timestamp[ns]; null where no format of :data:`_TIME_FORMATS` parses the text.
+
+    Shape:
+        raw: (n,) strings; returns (n,) timestamps.
+    """
+    parsed = pc.strptime(raw, format=_TIME_FORMATS[0], unit="s", error_is_null=True)
+    if parsed.null_count > raw.null_count:  # other spellings: tried only where the first failed
+        for fmt in _TIME_FORMATS[1:]:
+            parsed = pc.coalesce(parsed, pc.strptime(raw, format=fmt, unit="s", error_is_null=True))
+    return parsed.cast(pa.timestamp("ns"))

@@ -310,8 +310,9 @@ class Discretizer:
         out = np.zeros((total, n_values + (len(CHANNELS) if self.store_masks else 0)), dtype=np.float32)
         masks = np.zeros((total, len(CHANNELS)), dtype=bool)
         bin_ep = np.repeat(np.arange(n_ep), n_bins)
+        episode_bounds = (offsets[bin_ep], offsets[bin_ep + 1])  # first bin and end of each bin's episode
         for c, channel in enumerate(CHANNELS):
-            masks[:, c] = self._fill_channel(out, c, channel, table, active, global_bin, offsets, bin_ep, fail)
+            masks[:, c] = self._fill_channel(out, c, channel, table, active, global_bin, episode_bounds, fail)
         if self.store_masks:
             out[:, n_values:] = masks
         return [out[offsets[e] : offsets[e + 1]] for e in range(n_ep)]
@@ -324,14 +325,13 @@ class Discretizer:
         table: pd.DataFrame,
         active: np.ndarray,
         global_bin: np.ndarray,
-        offsets: np.ndarray,
-        bin_ep: np.ndarray,
+        episode_bounds: tuple[np.ndarray, np.ndarray],
         fail: Any,
     ) -> np.ndarray:
         """Write observed and imputed values of one channel into ``out``; return its mask.
 
         Shape:
-            out: (total_bins, width); active, global_bin: (n_rows,); offsets: (E + 1,); bin_ep: (total_bins,);
+            out: (total_bins, width); active, global_bin: (n_rows,); episode_bounds: two (total_bins,);
             returns (total_bins,) bool.
         """
         total = out.shape[0]
@@ -379,20 +379,26 @@ class Discretizer:
             positions = np.arange(total)
             if self.impute_strategy == "previous":
                 source = np.maximum.accumulate(np.where(observed, positions, -1)) if total else positions
-                carried = ~observed & (source >= offsets[bin_ep])
+                carried = ~observed & (source >= episode_bounds[0])
             elif self.impute_strategy == "next":
                 masked = np.where(observed, positions, total)
                 source = np.minimum.accumulate(masked[::-1])[::-1] if total else positions
-                carried = ~observed & (source < offsets[bin_ep + 1])
+                carried = ~observed & (source < episode_bounds[1])
             else:
                 source, carried = positions, np.zeros(total, dtype=bool)
             filled[carried] = value[source[carried]]
             value, write = filled, np.ones(total, dtype=bool)
 
         begin = self.layout.begin[c]
-        bins = np.flatnonzero(write)
-        if categorical:
-            out[bins, begin + value[bins].astype(np.int64)] = 1.0
+        if write.all():
+            if categorical:
+                out[np.arange(total), begin + value.astype(np.int64)] = 1.0
+            else:
+                out[:, begin] = value
         else:
-            out[bins, begin] = value[bins]
+            bins = np.flatnonzero(write)
+            if categorical:
+                out[bins, begin + value[bins].astype(np.int64)] = 1.0
+            else:
+                out[bins, begin] = value[bins]
         return observed
