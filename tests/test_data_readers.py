@@ -198,3 +198,17 @@ def test_gzip_truncated_mid_stream_is_an_error_after_counting(tmp_path):
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.9)])
     with pytest.raises(MimicLayoutError, match=r"chartevents.csv.gz \(truncated or corrupt file\? [\d,]+ rows read"):
         stream_events(path, {220045}, None, key="stay_id", source="chartevents", block_size=1 << 16)
+
+
+def test_unparseable_charttime_is_a_counted_drop_and_other_spellings_parse(tmp_path):
+    path = tmp_path / "chartevents.csv"
+    path.write_text(CHART_HEADER
+                    + "1,2,30,5,2150-01-01 04:00:00,x,220045,80,80,bpm,0\n"
+                    + "1,2,30,5,2150-01-01T05:00:00,x,220045,81,81,bpm,0\n"
+                    + "1,2,30,5,2150-01-01 06:30,x,220045,82,82,bpm,0\n"
+                    + "1,2,30,5,yesterday noon,x,220045,83,83,bpm,0\n")
+    events, counts = stream_events(path, {220045}, None, key="stay_id", source="chartevents")
+    assert counts.rows_read == 4 and counts.rows_unparseable_charttime == 1
+    assert events["charttime"].tolist() == [pd.Timestamp("2150-01-01 04:00"), pd.Timestamp("2150-01-01 05:00"),
+                                            pd.Timestamp("2150-01-01 06:30")]
+    assert events["valuenum"].tolist() == [80.0, 81.0, 82.0]

