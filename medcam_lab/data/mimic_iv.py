@@ -91,7 +91,8 @@ def _find_table(root: Path, module_dirs: tuple[str, ...], name: str) -> Path:
 
 
 def _version_from_path(root: Path) -> str | None:
-    for part in reversed(root.resolve().parts):
+    """A release number naming the root folder or its parent (``mimiciv/2.2``, ``mimic-iv-3.1``)."""
+    for part in reversed(root.resolve().parts[-2:]):
         match = _VERSION_IN_PATH.match(part)
         if match:
             return match.group(1)
