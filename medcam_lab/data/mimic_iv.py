@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,8 +224,6 @@ def _progress(source: str, counts: StreamCounts, start: float, final: bool = Fal
         f"{counts.rows_read / elapsed:,.0f} rows/s{' (done)' if final else ''}"
     )
     log.info(message)
-    if sys.stderr.isatty():
-        print(f"\r{message}", end="\n" if final else "", file=sys.stderr, flush=True)
 
 
 def stream_events(
