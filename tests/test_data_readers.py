@@ -212,3 +212,14 @@ def test_unparseable_charttime_is_a_counted_drop_and_other_spellings_parse(tmp_p
     assert events["charttime"].tolist() == [pd.Timestamp("2150-01-01 04:00"), pd.Timestamp("2150-01-01 05:00"),
                                             pd.Timestamp("2150-01-01 06:30")]
     assert events["valuenum"].tolist() == [80.0, 81.0, 82.0]
+
+
+def test_progress_is_logged(tmp_path, caplog):
+    path = tmp_path / "chartevents.csv.gz"
+    write_chart(path, 3000)
+    with caplog.at_level("INFO", logger="medcam_lab"):
+        stream_events(path, {220045}, None, key="stay_id", source="chartevents", block_size=4096,
+                      progress_seconds=0.0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("chartevents: ")]
+    assert len(lines) >= 3 and "rows/s" in lines[0]
+    assert lines[-1].startswith("chartevents: 3,000 rows read, 2,250 kept") and lines[-1].endswith("(done)")
