@@ -131,7 +131,7 @@ def _normal_code(channel: str, layout: Layout) -> float:
 
 
 class Discretizer:
-    """Turn irregular episode rows into fixed-step bins of 76 (or 59) features.
+    """Turn irregular episode rows into fixed-step bins of 76 (or 59) features; 60 (or 43) in ``clean`` mode.
 
     Args:
         timestep: Bin width in hours (reference default 0.8; MedFuse code 1.0; MedCAM 2.0).
@@ -177,7 +177,7 @@ class Discretizer:
 
     @property
     def feature_names(self) -> list[str]:
-        """Output column names (76, or 59 without masks)."""
+        """Output column names (76, or 59 without masks; ``clean``: 60 or 43)."""
         return self.layout.feature_names(self.store_masks)
 
     def transform(self, frame: pd.DataFrame, end: float | None = None) -> tuple[np.ndarray, list[str]]:
@@ -192,7 +192,7 @@ class Discretizer:
             ``(values, names)``: float32 bins and the column names.
 
         Shape:
-            frame: (n_rows, n_columns); values: (N, 76), or (N, 59) without masks.
+            frame: (n_rows, n_columns); values: (N, F) with F = 76 (``clean``: 60), or 59 (43) without masks.
         """
         table = frame.reset_index(drop=True)
         ends = np.array([np.nan if end is None else float(end)])
@@ -215,7 +215,7 @@ class Discretizer:
             ``{episode id: values}`` in order of first appearance; values as in :meth:`transform`.
 
         Shape:
-            table: (n_rows, n_columns); each value: (N_episode, 76) or (N_episode, 59).
+            table: (n_rows, n_columns); each value: (N_episode, F) as in :meth:`transform`.
         """
         if by not in table.columns:
             raise ValueError(f"transform_batch: no column {by!r}")
