@@ -232,7 +232,7 @@ def stream_events(
     keep_ids: pd.Series | None,
     key: str,
     source: str,
-    block_size: int = 4 << 20,
+    block_size: int = 16 << 20,
     progress_seconds: float = 10.0,
 ) -> tuple[pd.DataFrame, StreamCounts]:
     """Stream one events table, keeping rows of ``itemids`` whose ``key`` is in ``keep_ids``.
@@ -323,20 +323,28 @@ def stream_events(
     counts.rows_unparseable_charttime = table.num_rows - int(pc.sum(good).as_py() or 0)
     if counts.rows_unparseable_charttime:
         table = table.filter(good)
-    events = pd.DataFrame({
+    columns = {
         col: _nullable_ints(table[col]) if col in table.column_names else pd.array([pd.NA] * table.num_rows, "Int64")
         for col in ("subject_id", "hadm_id", "stay_id")
-    })
-    events["charttime"] = table["charttime"].to_numpy()
-    events["itemid"] = table["itemid"].to_numpy()  # never null (the filter needs it)
-    events["value"] = table["value"].to_pandas()
-    events["valuenum"] = table["valuenum"].to_numpy(zero_copy_only=False)
+    }
+    columns["charttime"] = _writable(table["charttime"].to_numpy())
+    columns["itemid"] = _writable(table["itemid"].to_numpy())  # never null (the filter needs it)
+    columns["value"] = table["value"].to_pandas()
+    columns["valuenum"] = _writable(table["valuenum"].to_numpy(zero_copy_only=False))
+    events = pd.DataFrame(columns, copy=False)  # the arrays above are the frame's own: no second copy
     events["source"] = source
     return events, counts
 
 
+def _writable(values: np.ndarray) -> np.ndarray:
+    """``values`` itself when it owns writable memory, else a copy (Arrow's zero-copy views are read-only)."""
+    return values if values.flags.writeable else values.copy()
+
+
 def _nullable_ints(column: pa.ChunkedArray) -> pd.arrays.IntegerArray:
     """An Arrow int64 column as a pandas ``Int64`` array (nulls -> NA) without a Python-level pass."""
+    if not column.null_count:
+        return pd.arrays.IntegerArray(_writable(column.to_numpy()), np.zeros(len(column), dtype=bool))
     values = pc.fill_null(column, 0).to_numpy()
     return pd.arrays.IntegerArray(values, column.is_null().to_numpy(zero_copy_only=False))
 
