@@ -331,9 +331,17 @@ def stream_events(
     columns["itemid"] = _writable(table["itemid"].to_numpy())  # never null (the filter needs it)
     columns["value"] = table["value"].to_pandas()
     columns["valuenum"] = _writable(table["valuenum"].to_numpy(zero_copy_only=False))
+    columns["source"] = _constant_text(source, table.num_rows)
     events = pd.DataFrame(columns, copy=False)  # the arrays above are the frame's own: no second copy
-    events["source"] = source
     return events, counts
+
+
+def _constant_text(text: str, n: int) -> pd.Series:
+    """``n`` times ``text`` as a pandas string column, built from Arrow buffers (no per-row Python object)."""
+    data = text.encode()
+    offsets = np.arange(n + 1, dtype=np.int64) * len(data)
+    array = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)])
+    return array.to_pandas()
 
 
 def _writable(values: np.ndarray) -> np.ndarray:
