@@ -43,8 +43,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from medcam_lab.ehr.categories import canonical_index
 from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, IS_CATEGORICAL, Layout
@@ -82,29 +80,6 @@ def _factorize_cells(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes, texts
 
 
-def _arrow_strings(series: pd.Series) -> pa.Array | None:
-    """The Arrow text array behind a pandas string column (one chunk), or None for other dtypes."""
-    if not isinstance(series.array, (pd.arrays.ArrowStringArray, pd.arrays.ArrowExtensionArray)):
-        return None
-    strings = pa.chunked_array(series.array.__arrow_array__()).combine_chunks()
-    return strings if pa.types.is_string(strings.type) or pa.types.is_large_string(strings.type) else None
-
-
-def _non_empty(strings: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """``(measured, cells)``: which cells are measured (not null, not ``""``) and the same texts with every
-    unmeasured cell null (the text buffers are shared, nothing is copied).
-
-    Shape:
-        strings: (n,); returns (n,) bool and (n,) strings.
-    """
-    keep = pc.fill_null(pc.greater(pc.binary_length(strings), 0), False)
-    if strings.offset or keep.offset:
-        strings, keep = pa.concat_arrays([strings]), pa.concat_arrays([keep])
-    validity = keep.buffers()[1]
-    cells = pa.Array.from_buffers(strings.type, len(strings), [validity, *strings.buffers()[1:]])
-    return keep.to_numpy(zero_copy_only=False), cells
-
-
 def _parse_continuous(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
     """``(values, measured, bad, texts, codes)`` of a continuous column; ``bad`` marks unparsable text.
 
@@ -115,17 +90,6 @@ def _parse_continuous(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.nda
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         n = len(values)
         return values, ~np.isnan(values), np.zeros(n, dtype=bool), [], np.full(n, -1, dtype=np.int64)
-    strings = _arrow_strings(series)
-    if strings is not None:  # Arrow text: parse the non-empty cells without hashing them
-        measured, cells = _non_empty(strings)
-        try:
-            numbers = pc.cast(cells, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            numbers = None  # some cell is not a plain decimal number: Python's ``float`` decides below
-        if numbers is not None:
-            values = numbers.to_numpy(zero_copy_only=False)  # NaN where not measured
-            n = len(values)
-            return values, measured, np.zeros(n, dtype=bool), [], np.full(n, -1, dtype=np.int64)
     codes, texts = _factorize_cells(series)
     parsed = np.empty(len(texts) + 1, dtype=np.float64)
     unparsable = np.zeros(len(texts) + 1, dtype=bool)
@@ -149,14 +113,7 @@ def _parse_categorical(
     Shape:
         series: (n,); returns (n,) int64, (n,) bool, u strings, (n,) int64 codes.
     """
-    strings = _arrow_strings(series)
-    if strings is not None:  # Arrow text: hash the non-empty cells only
-        measured, cells = _non_empty(strings)
-        encoded = pc.dictionary_encode(cells)
-        texts = encoded.dictionary.to_pylist()
-        codes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
-    else:
-        codes, texts = _factorize_cells(series)
+    codes, texts = _factorize_cells(series)
     if layout.compat == "clean":
         index = [canonical_index(channel, t) for t in texts]
     else:
@@ -349,117 +306,99 @@ class Discretizer:
             fail(k, f"bin {int(bin_f[k])} outside [0, {int(n_bins[ep[k]])})")
         global_bin = offsets[ep] + np.where(active, bin_f, 0).astype(np.int64)
 
-        n_ch = len(CHANNELS)
         n_values = self.layout.num_value_columns
-        values = np.zeros((n_ch, n), dtype=np.float64)  # parsed cell (categorical: category index)
-        usable = np.zeros((n_ch, n), dtype=bool)  # measured, inside the episode's span, valid
-        for c, channel in enumerate(CHANNELS):
-            if channel in table.columns:
-                values[c], usable[c] = self._parse_channel(table[channel], channel, active, fail)
-
+        out = np.zeros((total, n_values + (len(CHANNELS) if self.store_masks else 0)), dtype=np.float32)
+        masks = np.zeros((total, len(CHANNELS)), dtype=bool)
         bin_ep = np.repeat(np.arange(n_ep), n_bins)
-        # rows past the span take their episode's last bin, so that bins stay sorted along the rows
-        row_bin = np.where(active, global_bin, offsets[ep + 1] - 1)
-        observed, value, carried = _last_rows(values, usable, row_bin, total, offsets[bin_ep])
-        if self.impute_strategy == "previous":  # the last usable row at or before the bin, within the episode
-            normal = np.array([_normal_code(ch, self.layout) for ch in CHANNELS])[:, None]
-            value, write = np.where(carried[0], carried[1], normal), np.ones_like(observed)
-        else:
-            value, write = self._impute(observed, value, offsets[bin_ep], offsets[bin_ep + 1])
-
-        out = np.zeros((total, n_values + (n_ch if self.store_masks else 0)), dtype=np.float32)
-        begin = np.array(self.layout.begin)
-        categorical = np.array([IS_CATEGORICAL[ch] for ch in CHANNELS])
-        numeric = np.flatnonzero(~categorical)
-        out[:, begin[numeric]] = np.where(write[numeric], value[numeric], 0.0).T
-        cat = np.flatnonzero(categorical)
-        which, bins = np.nonzero(write[cat])  # one-hot: the hot column of each written categorical cell
-        columns = begin[cat[which]] + value[cat[which], bins].astype(np.int64)
-        out.reshape(-1)[bins * out.shape[1] + columns] = 1.0
+        episode_bounds = (offsets[bin_ep], offsets[bin_ep + 1])  # first bin and end of each bin's episode
+        for c, channel in enumerate(CHANNELS):
+            masks[:, c] = self._fill_channel(out, c, channel, table, active, global_bin, episode_bounds, fail)
         if self.store_masks:
-            out[:, n_values:] = observed.T
+            out[:, n_values:] = masks
         return [out[offsets[e] : offsets[e + 1]] for e in range(n_ep)]
 
-    def _parse_channel(
-        self, column: pd.Series, channel: str, active: np.ndarray, fail: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(values, usable)`` of one channel's cells: float value (categorical: category index) and mask.
-
-        ``usable`` = measured, in an active row, and valid. An invalid cell of an active row raises
-        (``medfuse``) or is counted in :attr:`unknown_values` and left unmeasured (``clean``).
-
-        Shape:
-            column, active: (n_rows,); returns (n_rows,) float64 and (n_rows,) bool.
-        """
-        if IS_CATEGORICAL[channel]:
-            parsed, measured, texts, codes = _parse_categorical(column, channel, self.layout)
-            bad_rows = measured & active & (parsed < 0)
-            allowed = list(self.layout.possible_values[channel])
-            what = f"unknown value {{!r}} for categorical channel {channel!r} (allowed: {allowed})"
-        else:
-            parsed, measured, bad_rows, texts, codes = _parse_continuous(column)
-            bad_rows = bad_rows & active
-            what = f"value {{!r}} of channel {channel!r} is not a number"
-        bad = np.flatnonzero(bad_rows)
-        if bad.size and self.compat == "medfuse":
-            k = int(bad[0])
-            fail(k, what.format(texts[codes[k]]))
-        if bad.size:  # clean: counted, not measured
-            for code, n in zip(*np.unique(codes[bad], return_counts=True), strict=True):
-                self.unknown_values[(channel, texts[code])] += int(n)
-            measured = measured & ~bad_rows
-        return parsed, measured & active
-
-    def _impute(
-        self, observed: np.ndarray, value: np.ndarray, first_bin: np.ndarray, end_bin: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(value, write)`` after imputation of the unobserved cells of every channel at once.
+    def _fill_channel(
+        self,
+        out: np.ndarray,
+        c: int,
+        channel: str,
+        table: pd.DataFrame,
+        active: np.ndarray,
+        global_bin: np.ndarray,
+        episode_bounds: tuple[np.ndarray, np.ndarray],
+        fail: Any,
+    ) -> np.ndarray:
+        """Write observed and imputed values of one channel into ``out``; return its mask.
 
         Shape:
-            observed, value: (17, total_bins); first_bin, end_bin: (total_bins,) bounds of each bin's
-            episode; returns (17, total_bins) float64 and (17, total_bins) bool.
+            out: (total_bins, width); active, global_bin: (n_rows,); episode_bounds: two (total_bins,);
+            returns (total_bins,) bool.
         """
-        if self.impute_strategy == "zero":
-            return value, observed
-        n_ch, total = observed.shape
-        normal = np.array([_normal_code(ch, self.layout) for ch in CHANNELS])[:, None]
-        positions = np.arange(total)
-        if self.impute_strategy == "previous":  # nearest observed bin at or before, within the episode
-            source = np.maximum.accumulate(np.where(observed, positions, -1), axis=1) if total else observed
-            found = source >= first_bin
-        elif self.impute_strategy == "next":  # nearest observed bin at or after, within the episode
-            masked = np.where(observed, positions, total)
-            source = np.minimum.accumulate(masked[:, ::-1], axis=1)[:, ::-1] if total else masked
-            found = source < end_bin
+        total = out.shape[0]
+        categorical = IS_CATEGORICAL[channel]
+        observed = np.zeros(total, dtype=bool)
+        value = np.zeros(total, dtype=np.float64)
+        if channel in table.columns:
+            column = table[channel]
+            if categorical:
+                parsed, measured, texts, codes = _parse_categorical(column, channel, self.layout)
+                bad_rows = measured & active & (parsed < 0)
+                allowed = list(self.layout.possible_values[channel])
+                what = f"unknown value {{!r}} for categorical channel {channel!r} (allowed: {allowed})"
+            else:
+                parsed, measured, bad_rows, texts, codes = _parse_continuous(column)
+                bad_rows = bad_rows & active
+                what = f"value {{!r}} of channel {channel!r} is not a number"
+            bad = np.flatnonzero(bad_rows)
+            if bad.size and self.compat == "medfuse":
+                k = int(bad[0])
+                fail(k, what.format(texts[codes[k]]))
+            if bad.size:  # clean: counted, not measured
+                for code, n in zip(*np.unique(codes[bad], return_counts=True), strict=True):
+                    self.unknown_values[(channel, texts[code])] += int(n)
+                measured = measured & ~bad_rows
+            rows = np.flatnonzero(measured & active)
+            if rows.size:
+                # rows are grouped by episode with non-decreasing hours, so global bins are non-decreasing:
+                # the last row of each bin is the one whose successor lies in another bin
+                bins_of_rows = global_bin[rows]
+                if (bins_of_rows[1:] < bins_of_rows[:-1]).any():  # hours decreasing by < eps at a boundary
+                    uniq, first_rev = np.unique(bins_of_rows[::-1], return_index=True)
+                    last_rows = rows[::-1][first_rev]
+                else:
+                    last = np.ones(rows.size, dtype=bool)
+                    last[:-1] = bins_of_rows[1:] != bins_of_rows[:-1]
+                    uniq, last_rows = bins_of_rows[last], rows[last]
+                observed[uniq] = True
+                value[uniq] = parsed[last_rows]
+
+        write = observed.copy()
+        if self.impute_strategy != "zero":
+            normal = _normal_code(channel, self.layout)
+            filled = np.where(observed, value, normal)
+            positions = np.arange(total)
+            if self.impute_strategy == "previous":
+                source = np.maximum.accumulate(np.where(observed, positions, -1)) if total else positions
+                carried = ~observed & (source >= episode_bounds[0])
+            elif self.impute_strategy == "next":
+                masked = np.where(observed, positions, total)
+                source = np.minimum.accumulate(masked[::-1])[::-1] if total else positions
+                carried = ~observed & (source < episode_bounds[1])
+            else:
+                source, carried = positions, np.zeros(total, dtype=bool)
+            filled[carried] = value[source[carried]]
+            value, write = filled, np.ones(total, dtype=bool)
+
+        begin = self.layout.begin[c]
+        if write.all():
+            if categorical:
+                out[np.arange(total), begin + value.astype(np.int64)] = 1.0
+            else:
+                out[:, begin] = value
         else:
-            return np.where(observed, value, normal), np.ones_like(observed)
-        carried = np.take_along_axis(value, np.where(found, source, 0), axis=1) if total else value
-        return np.where(found, carried, normal), np.ones_like(observed)
-
-
-def _last_rows(
-    values: np.ndarray, usable: np.ndarray, row_bin: np.ndarray, total: int, first_bin: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Per (channel, bin), the last usable row at or before the bin (rows in order, the last one wins).
-
-    Returns ``(observed, value, (carried, carried_value))``: whether that row lies in the bin and its value
-    (0 where not observed), and whether it lies in the bin's episode (``first_bin`` on) and its value.
-
-    Shape:
-        values, usable: (17, n_rows); row_bin: (n_rows,); first_bin: (total,); returns (17, total) arrays.
-    """
-    n_ch, n = values.shape
-    if n and (row_bin[1:] < row_bin[:-1]).any():  # hours decreasing by < eps at a bin boundary
-        order = np.argsort(row_bin, kind="stable")  # rows by bin, row order kept within a bin
-        values, usable, row_bin = values[:, order], usable[:, order], row_bin[order]
-    index_type = np.int32 if n < 2**31 - 1 else np.int64
-    latest = np.maximum.accumulate(np.where(usable, np.arange(n, dtype=index_type), -1), axis=1) if n else usable
-    upto = np.searchsorted(row_bin, np.arange(total), side="right") - 1  # last row with bin <= b
-    last = np.where(upto >= 0, latest[:, np.maximum(upto, 0)], -1) if n else np.full((n_ch, total), -1)
-    found = last >= 0
-    safe = np.where(found, last, 0)
-    last_bin = row_bin[safe] if n else safe
-    row_value = np.take_along_axis(values, safe, axis=1) if n else np.zeros((n_ch, total))
-    observed = found & (last_bin == np.arange(total))
-    carried = found & (last_bin >= first_bin)
-    return observed, np.where(observed, row_value, 0.0), (carried, row_value)
+            bins = np.flatnonzero(write)
+            if categorical:
+                out[bins, begin + value[bins].astype(np.int64)] = 1.0
+            else:
+                out[bins, begin] = value[bins]
+        return observed
