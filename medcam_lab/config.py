@@ -41,7 +41,9 @@ class PrepareConfig:
         mimic_cxr: root of MIMIC-CXR-JPG (holds ``mimic-cxr-2.0.0-*.csv.gz`` and ``files/``).
         mimic_iv: root of MIMIC-IV (holds ``hosp/`` and ``icu/``).
         out: the cohort directory to write.
-        compat: EHR mode; ``"medfuse"`` reproduces the MedFuse/MedMod pipeline exactly.
+        compat: EHR mode; ``"clean"`` (default) applies the fixes of spec §7 (60 features), ``"medfuse"``
+            reproduces the MedFuse/MedMod pipeline exactly (76 features).
+        mimic_iv_version: MIMIC-IV release (e.g. ``2.2``); ``auto`` reads it from the path, else the layout.
         timestep: discretizer bin width in hours (Δt).
         window_hours: EHR window length before each image, clipped at the ICU admission.
         impute_strategy: discretizer imputation (``previous`` as MedFuse).
@@ -56,7 +58,8 @@ class PrepareConfig:
     mimic_cxr: str = ""
     mimic_iv: str = ""
     out: str = ""
-    compat: str = "medfuse"
+    compat: str = "clean"
+    mimic_iv_version: str = "auto"
     timestep: float = 2.0
     window_hours: float = 48.0
     impute_strategy: str = "previous"

@@ -6,23 +6,29 @@ Steps (each count is written to ``report.json``):
    exactly one ICU stay, age ≥ 18.
 2. Frontal CXRs (``views``) whose study has a CheXpert label row, taken during a kept stay
    (intime ≤ StudyDateTime ≤ outtime). One pair per image.
-3. The 17 variables streamed from ``chartevents``/``labevents``, cleaned (:mod:`medcam_lab.ehr.cleaning`),
-   unknown category strings dropped and counted, one value per (stay, charttime, variable).
+3. The 17 variables streamed from ``chartevents``/``labevents`` (every row read is counted; a truncated
+   file is an error), events outside their ICU stay and exact duplicates dropped and counted, cleaned in
+   the ``compat`` mode (:mod:`medcam_lab.ehr.cleaning`: ``medfuse`` = the reference, ``clean`` = the
+   switches of :class:`~medcam_lab.ehr.switches.CleanSwitches`), unknown category strings and
+   out-of-range values dropped and counted, one value per (stay, charttime, variable).
 4. **Decision (EHR window):** the EHR of an image is the events in [max(intime, t − window_hours), t];
    hours are counted from the window start (``start_time="zero"`` on the window) and the window length is
    the discretizer's ``end``, so a full 48 h window gives 24 bins at Δt = 2 h. Images with no event in
    their window are dropped and counted.
 5. Image cache (unreadable/missing images dropped and counted), patient-level seeded split
-   (no subject in two splits), normalizer fitted on the training split, arrays and tables written.
+   (no subject in two splits), normalizer fitted on the training split (``clean``: over observed bins
+   only), arrays and tables written.
 
 Cohort directory:
     pairs.parquet         one row per image: ids, split, window, n_bins, image path, cache row, 14 labels
     labels_raw.parquet    the study's raw CheXpert values (1/0/−1/NaN) for every pair, for other policies
-    ehr_values.npy        (N, T_max, 76) float32 discretized EHR (not normalized), zero past n_bins
-    ehr_columns.json      the 76 feature names
+    ehr_values.npy        (N, T_max, F) float32 discretized EHR (not normalized), zero past n_bins;
+                          F = 76 (``medfuse``) or 60 (``clean``)
+    ehr_columns.json      the F feature names
     normalizer.json       mean/std per feature (continuous columns are standardized at load time)
     images_uint8.npy      (N, S, S) uint8 image cache, row i ↔ pairs row i
-    report.json / report.md   counts after every filter, drops by reason, label prevalence per split
+    report.json / report.md   counts after every filter, drops by reason and variable, unknown category
+                          strings, label prevalence per split, MIMIC-IV / MIMIC-CXR / medcam_lab versions
     config.json / run_info.json   resolved config, git revision, package versions
 """
 
@@ -35,18 +41,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medcam_lab import __version__
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
 from medcam_lab.data import mimic_cxr, mimic_iv
 from medcam_lab.data.image_cache import build_image_cache
 from medcam_lab.data.report import CohortReport
 from medcam_lab.data.splits import patient_split
 from medcam_lab.ehr import Discretizer, Normalizer, clean_events, events_to_wide
-from medcam_lab.ehr.channels import CHANNELS, POSSIBLE_VALUES
-from medcam_lab.ehr.itemids import CHART_ITEMIDS, LAB_ITEMIDS
+from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, Layout
+from medcam_lab.ehr.itemids import itemid_map, itemids_of_table
+from medcam_lab.ehr.switches import CleanSwitches
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 
 log = logging.getLogger("medcam_lab")
 HOUR = pd.Timedelta(hours=1)
+
+
+def mimic_cxr_release(root: str | Path) -> str:
+    """MIMIC-CXR-JPG release as its file names tell it (v2.0.0 and v2.1.0 both ship ``mimic-cxr-2.0.0-*``)."""
+    names = sorted(p.name for p in Path(root).glob("mimic-cxr-*-metadata.csv*"))
+    if not names:
+        return "unknown (no mimic-cxr-*-metadata.csv file)"
+    version = names[0].split("-")[2]
+    return f"{version} (file names; v2.0.0 and v2.1.0 share them)" if version == "2.0.0" else version
 
 
 def select_stays(stays: pd.DataFrame, report: CohortReport) -> pd.DataFrame:
@@ -112,40 +129,59 @@ def load_events(
     layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, cfg: PrepareConfig, report: CohortReport
 ) -> pd.DataFrame:
     """Cleaned events of the 17 variables for the kept stays: stay_id, charttime, variable, clean_value."""
+    switches = CleanSwitches.for_mode(cfg.compat)
+    mapping = itemid_map(switches.capillary_refill_items, switches.blood_only_labs)
     chart, chart_counts = mimic_iv.stream_events(
-        layout.chartevents, CHART_ITEMIDS, stays["stay_id"], key="stay_id", source="chartevents"
+        layout.chartevents, itemids_of_table(mapping, "chartevents"), stays["stay_id"], key="stay_id",
+        source="chartevents",
     )
     lab, lab_counts = mimic_iv.stream_events(
-        layout.labevents, LAB_ITEMIDS, stays["hadm_id"], key="hadm_id", source="labevents"
+        layout.labevents, itemids_of_table(mapping, "labevents"), stays["hadm_id"], key="hadm_id",
+        source="labevents",
     )
-    for counts in (chart_counts, lab_counts):
-        for name, n in counts.items():
-            if "unparseable" in name:
-                report.drop(f"event: {name}", n)
-            else:
-                report.step(f"events {name} (17 variables, kept stays)", n)
+    for c in (chart_counts, lab_counts):
+        report.step(f"{c.source}: rows read", c.rows_read)
+        report.step(f"{c.source}: rows of the 17 variables' item ids", c.rows_read - c.rows_other_items)
+        report.step(f"{c.source}: rows of the 17 variables for kept stays", c.rows_matched)
+        report.drop(f"event: {c.source}: unparseable charttime", c.rows_unparseable_charttime)
+    report.info.setdefault("event_files", {})
+    for c in (chart_counts, lab_counts):
+        report.info["event_files"][c.source] = {
+            "rows_read": c.rows_read, "rows_other_items": c.rows_other_items, "rows_other_ids": c.rows_other_ids,
+            "rows_kept": c.rows_matched, "seconds": round(c.seconds, 2),
+        }
     # Labs carry no stay_id: fill it from the admission (one ICU stay per kept admission).
     lab = lab.drop(columns="stay_id").merge(stays[["hadm_id", "stay_id"]], on="hadm_id", how="left")
     events = pd.concat([chart, lab], ignore_index=True)
+    events = events.merge(stays[["stay_id", "intime", "outtime"]], on="stay_id", how="left")
+    outside = (events["charttime"] < events["intime"]) | (events["charttime"] > events["outtime"])
+    report.drop("event: charttime outside its ICU stay", int(outside.sum()))
+    events = events.loc[~outside].drop(columns=["intime", "outtime"])
     dup = events.duplicated(["stay_id", "charttime", "itemid", "value", "valuenum"])
     report.drop("event: exact duplicate row", int(dup.sum()))
     events = events.loc[~dup]
     labels = mimic_iv.read_item_labels(layout)
     events = events.merge(labels, on="itemid", how="left")
-    cleaned, counts = clean_events(events, compat=cfg.compat)
-    report.merge_drops("event: ", counts.get("dropped", {}))
-    cleaned = drop_values_the_discretizer_rejects(cleaned, report)
+    cleaned, counts = clean_events(events, compat=cfg.compat, switches=switches, by="stay_id")
+    report.merge_drops("event: ", counts["dropped"])
+    report.info["unknown_categories"] = dict(counts["unknown_categories"])
+    report.info["derived"] = dict(counts["derived"])
+    cleaned = drop_values_the_discretizer_rejects(cleaned, Layout(cfg.compat), report)
     report.step("events kept after cleaning", len(cleaned))
+    no_events = ~stays["stay_id"].isin(cleaned["stay_id"])
+    report.drop("stay: no event of the 17 variables during the stay", int(no_events.sum()),
+                stays.loc[no_events, "stay_id"].tolist())
+    report.step("paired stays with events", int((~no_events).sum()))
     return cleaned
 
 
-def drop_values_the_discretizer_rejects(events: pd.DataFrame, report: CohortReport) -> pd.DataFrame:
+def drop_values_the_discretizer_rejects(events: pd.DataFrame, layout: Layout, report: CohortReport) -> pd.DataFrame:
     """Drop (and count, per channel and string) values the discretizer would reject or turn into NaN.
 
     In ``medfuse`` mode some channels are not cleaned (HR, RR, MBP, GCS), exactly as the reference: a raw
     ``ERROR`` there, or an unknown GCS spelling, would stop the reference mid-cohort. Here each such
     value is dropped with its reason: categorical strings outside the channel's column list, and
-    continuous values that are not finite numbers.
+    continuous values that are not finite numbers. In ``clean`` mode cleaning has already removed them.
     """
     keep = pd.Series(True, index=events.index)
     for channel in CHANNELS:
@@ -153,8 +189,8 @@ def drop_values_the_discretizer_rejects(events: pd.DataFrame, report: CohortRepo
         if not rows.any():
             continue
         values = events.loc[rows, "clean_value"]
-        if channel in POSSIBLE_VALUES:
-            bad = ~values.isin(POSSIBLE_VALUES[channel])
+        if channel in layout.possible_values:
+            bad = ~values.isin(layout.possible_values[channel])
             reason = "unknown category"
         else:
             numbers = pd.to_numeric(values, errors="coerce")
@@ -163,6 +199,10 @@ def drop_values_the_discretizer_rejects(events: pd.DataFrame, report: CohortRepo
         if bad.any():
             for value, n in values[bad].value_counts().items():
                 report.drop(f"event: {channel}: {reason} {value!r}", int(n))
+                if reason == "unknown category":
+                    key = f"{channel}: {value!r}"
+                    report.info.setdefault("unknown_categories", {})
+                    report.info["unknown_categories"][key] = report.info["unknown_categories"].get(key, 0) + int(n)
             keep.loc[bad[bad].index] = False
     return events.loc[keep]
 
@@ -189,6 +229,8 @@ def discretize_windows(
     ends = pairs["window_hours"].to_dict()
     table = rows[["pair", "Hours", *CHANNELS]]
     episodes = discretizer.transform_batch(table, by="pair", end={p: ends[p] for p in table["pair"].unique()})
+    for (channel, text), n in sorted(discretizer.unknown_values.items()):
+        report.drop(f"event: {channel}: not usable by the discretizer {text!r}", n)
     kept = pairs.loc[has_events].copy()
     values = [episodes[p] for p in kept.index]
     columns = discretizer.feature_names
@@ -216,14 +258,20 @@ def label_prevalence(pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def prepare_cohort(cfg: PrepareConfig) -> dict:
     """Run the whole ``prepare`` pipeline and write the cohort directory; returns the report dict."""
-    if cfg.compat != "medfuse":
-        raise ValueError(f"compat={cfg.compat!r}: this version implements compat='medfuse' only")
+    if cfg.compat not in COMPAT_MODES:
+        raise ValueError(f"compat={cfg.compat!r}: use one of {COMPAT_MODES}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_run_info(out, "prepare", cfg)
     report = CohortReport()
-    layout = mimic_iv.locate_mimic_iv(cfg.mimic_iv)
-    report.info["mimic_iv_layout"] = {"root": str(layout.root), "version": layout.version}
+    layout = mimic_iv.locate_mimic_iv(cfg.mimic_iv, cfg.mimic_iv_version)
+    report.info["versions"] = {
+        "mimic_iv": layout.version, "mimic_iv_version_source": layout.version_source,
+        "mimic_iv_layout": layout.layout, "mimic_cxr": mimic_cxr_release(cfg.mimic_cxr),
+        "medcam_lab": __version__, "compat": cfg.compat,
+    }
+    report.info["mimic_iv_files"] = layout.describe()["files"]
+    report.info["clean_switches"] = CleanSwitches.for_mode(cfg.compat).to_dict()
 
     stays = select_stays(mimic_iv.read_stays(layout), report)
     meta = mimic_cxr.read_metadata(cfg.mimic_cxr)
@@ -233,7 +281,7 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
         raise ValueError("no CXR image was taken during a kept ICU stay; see report: " + json.dumps(report.steps))
 
     events = load_events(layout, stays.loc[stays["stay_id"].isin(pairs["stay_id"])], cfg, report)
-    wide = events_to_wide(events[["stay_id", "charttime", "variable", "clean_value"]], by="stay_id")
+    wide = events_to_wide(events[["stay_id", "charttime", "variable", "clean_value"]], by="stay_id", compat=cfg.compat)
     pairs, values, columns = discretize_windows(pairs, wide, cfg, report)
 
     image_paths = [Path(cfg.mimic_cxr) / p for p in pairs["image_path"]]
@@ -257,7 +305,8 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     pairs = pd.concat([pairs, applied], axis=1)
 
     train_values = [v for v, s in zip(values, pairs["split"]) if s == "train"]
-    normalizer = Normalizer.fit(train_values, columns)
+    observed_only = CleanSwitches.for_mode(cfg.compat).normalizer_observed_only
+    normalizer = Normalizer.fit(train_values, columns, observed_only=observed_only)
     normalizer.save(out / "normalizer.json")
     np.save(out / "ehr_values.npy", pad_episodes(values, len(columns)))
     write_json_atomic(out / "ehr_columns.json", columns)
@@ -274,7 +323,8 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     report.info["ehr"] = {
         "compat": cfg.compat, "timestep": cfg.timestep, "window_hours": cfg.window_hours,
         "impute_strategy": cfg.impute_strategy, "n_features": len(columns),
-        "max_bins": int(pairs["n_bins"].max()),
+        "max_bins": int(pairs["n_bins"].max()), "normalizer_observed_only": observed_only,
+        "normalizer_unfitted_columns": list(normalizer.unfitted),
     }
     result = report.to_dict()
     write_json_atomic(out / "report.json", result)

@@ -73,3 +73,153 @@ def test_resize_keeps_aspect_and_center_crops(tmp_path):
     out = load_and_resize(path, 20)
     assert out.shape == (20, 20)
     assert out[:, 8:12].mean() > 200 and out[:, :2].mean() < 60
+
+
+# ---- MIMIC-IV layouts, versions and streaming ---------------------------------------------------------
+
+import gzip  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from medcam_lab.data.mimic_iv import MimicLayoutError, locate_mimic_iv, stream_events  # noqa: E402
+
+V1_FIXTURE = Path(__file__).parent / "fixtures" / "mimic_iv_v1_0"
+CHART_HEADER = "subject_id,hadm_id,stay_id,caregiver_id,charttime,storetime,itemid,value,valuenum,valueuom,warning\n"
+
+
+def v2_layout(root: Path, gz: bool = True, race: bool = True) -> Path:
+    """The v1.0 fixture rearranged into the v2.x/v3.x layout (core/ merged into hosp/, race, .csv.gz)."""
+    shutil.copytree(V1_FIXTURE, root)
+    for path in (root / "core").iterdir():
+        shutil.move(path, root / "hosp" / path.name)
+    (root / "core").rmdir()
+    admissions = root / "hosp" / "admissions.csv"
+    if race:
+        admissions.write_text(admissions.read_text().replace(",ethnicity,", ",race,"))
+    if gz:
+        for path in list(root.rglob("*.csv")):
+            with gzip.open(path.with_suffix(".csv.gz"), "wb") as fh:
+                fh.write(path.read_bytes())
+            path.unlink()
+    return root
+
+
+def test_v2_layout_with_gzip_and_version_from_the_path(tmp_path):
+    layout = locate_mimic_iv(v2_layout(tmp_path / "mimiciv" / "2.2"))
+    assert (layout.version, layout.version_source, layout.demographic_column) == ("2.2", "path", "race")
+    assert layout.patients.name == "patients.csv.gz" and layout.patients.parent.name == "hosp"
+    assert layout.describe()["files"]["chartevents"].endswith("icu/chartevents.csv.gz")
+
+
+def test_v3_layout_uncompressed_and_explicit_version(tmp_path):
+    root = v2_layout(tmp_path / "physionet" / "mimic-iv-3.1", gz=False)
+    assert locate_mimic_iv(root).version == "3.1"
+    layout = locate_mimic_iv(root, version="3.0")
+    assert (layout.version, layout.version_source) == ("3.0", "argument")
+    assert layout.chartevents.name == "chartevents.csv"
+
+
+def test_version_from_layout_when_the_path_does_not_tell(tmp_path):
+    layout = locate_mimic_iv(v2_layout(tmp_path / "data"))
+    assert (layout.version, layout.version_source) == ("2.x/3.x", "layout")
+
+
+def test_missing_table_error_names_every_path_tried(tmp_path):
+    root = v2_layout(tmp_path / "m")
+    (root / "hosp" / "labevents.csv.gz").unlink()
+    with pytest.raises(MimicLayoutError, match=r"'labevents' not found.*hosp/labevents.csv.gz.*hosp/labevents.csv"):
+        locate_mimic_iv(root)
+
+
+def test_admissions_without_race_or_ethnicity_is_an_error(tmp_path):
+    root = v2_layout(tmp_path / "m", gz=False, race=False)
+    admissions = root / "hosp" / "admissions.csv"
+    admissions.write_text(admissions.read_text().replace(",ethnicity,", ",origin,"))
+    with pytest.raises(MimicLayoutError, match="neither 'race'"):
+        locate_mimic_iv(root)
+
+
+def write_chart(path: Path, n_rows: int, gz: bool = True) -> bytes:
+    rows = "".join(f"1,2,{30 + i % 3},5,2150-01-01 0{i % 10}:00:00,2150-01-01 0{i % 10}:05:00,"
+                   f"{220045 if i % 4 else 229999},{i % 90},{i % 90},bpm,0\n" for i in range(n_rows))
+    data = (CHART_HEADER + rows).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return data
+
+
+def test_stream_counts_every_row_and_keeps_the_right_ones(tmp_path):
+    path = tmp_path / "chartevents.csv.gz"
+    write_chart(path, 5000)
+    events, counts = stream_events(path, {220045}, pd.Series([30, 31]), key="stay_id", source="chartevents",
+                                   block_size=4096)
+    # literal count: item 220045 for i % 4 != 0, stays 30/31 for i % 3 in (0, 1)
+    expected = [i for i in range(5000) if i % 4 and i % 3 in (0, 1)]
+    assert len(events) == counts.rows_matched == len(expected)
+    assert counts.rows_read == 5000 and counts.rows_other_items == 1250
+    assert counts.rows_other_ids == 5000 - 1250 - len(expected)
+    assert events["valuenum"].tolist() == [float(i % 90) for i in expected]
+    assert events["charttime"].dt.hour.tolist() == [i % 10 for i in expected]
+
+
+def test_truncated_gzip_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "chartevents.csv.gz"
+    write_chart(path, 20000)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(MimicLayoutError, match=r"chartevents.csv.gz.*truncated or corrupt file"):
+        stream_events(path, {220045}, None, key="stay_id", source="chartevents", block_size=4096)
+
+
+def test_truncated_plain_csv_row_is_an_error(tmp_path):
+    path = tmp_path / "chartevents.csv"
+    data = write_chart(path, 100, gz=False)
+    path.write_bytes(data[:-30])  # the last row loses its last columns
+    with pytest.raises(MimicLayoutError, match="chartevents.csv"):
+        stream_events(path, {220045}, None, key="stay_id", source="chartevents")
+
+
+def test_missing_event_column_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "labevents.csv"
+    path.write_text("labevent_id,subject_id,hadm_id,itemid,charttime,value\n1,2,3,50931,2150-01-01 00:00:00,1\n")
+    with pytest.raises(MimicLayoutError, match=r"labevents.csv lacks column\(s\) \['valuenum'\]"):
+        stream_events(path, {50931}, None, key="hadm_id", source="labevents")
+
+
+def test_malformed_id_is_an_error_not_a_silent_drop(tmp_path):
+    path = tmp_path / "chartevents.csv"
+    data = write_chart(path, 10, gz=False).decode()
+    path.write_text(data.replace("\n1,2,31,", "\n1,2,3x1,", 1))
+    with pytest.raises(MimicLayoutError, match="chartevents.csv"):
+        stream_events(path, {220045}, None, key="stay_id", source="chartevents")
+
+
+def test_gzip_truncated_mid_stream_is_an_error_after_counting(tmp_path):
+    path = tmp_path / "chartevents.csv.gz"
+    write_chart(path, 200_000)
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.9)])
+    with pytest.raises(MimicLayoutError, match=r"chartevents.csv.gz \(truncated or corrupt file\? [\d,]+ rows read"):
+        stream_events(path, {220045}, None, key="stay_id", source="chartevents", block_size=1 << 16)
+
+
+def test_unparseable_charttime_is_a_counted_drop_and_other_spellings_parse(tmp_path):
+    path = tmp_path / "chartevents.csv"
+    path.write_text(CHART_HEADER
+                    + "1,2,30,5,2150-01-01 04:00:00,x,220045,80,80,bpm,0\n"
+                    + "1,2,30,5,2150-01-01T05:00:00,x,220045,81,81,bpm,0\n"
+                    + "1,2,30,5,2150-01-01 06:30,x,220045,82,82,bpm,0\n"
+                    + "1,2,30,5,yesterday noon,x,220045,83,83,bpm,0\n")
+    events, counts = stream_events(path, {220045}, None, key="stay_id", source="chartevents")
+    assert counts.rows_read == 4 and counts.rows_unparseable_charttime == 1
+    assert events["charttime"].tolist() == [pd.Timestamp("2150-01-01 04:00"), pd.Timestamp("2150-01-01 05:00"),
+                                            pd.Timestamp("2150-01-01 06:30")]
+    assert events["valuenum"].tolist() == [80.0, 81.0, 82.0]
+
+
+def test_progress_is_logged(tmp_path, caplog):
+    path = tmp_path / "chartevents.csv.gz"
+    write_chart(path, 3000)
+    with caplog.at_level("INFO", logger="medcam_lab"):
+        stream_events(path, {220045}, None, key="stay_id", source="chartevents", block_size=4096,
+                      progress_seconds=0.0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("chartevents: ")]
+    assert len(lines) >= 3 and "rows/s" in lines[0]
+    assert lines[-1].startswith("chartevents: 3,000 rows read, 2,250 kept") and lines[-1].endswith("(done)")

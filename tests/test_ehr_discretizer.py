@@ -198,8 +198,8 @@ def test_store_masks_false_gives_59_columns() -> None:
 def test_defaults_and_clean_compat() -> None:
     d = Discretizer()
     assert (d.timestep, d.impute_strategy, d.start_time, d.store_masks) == (2.0, "previous", "zero", True)
-    with pytest.raises(ValueError, match="compat='clean' is not implemented in this version; use 'medfuse'"):
-        Discretizer(compat="clean")
+    with pytest.raises(ValueError, match="unknown compat 'fixed'"):
+        Discretizer(compat="fixed")
     with pytest.raises(ValueError):
         Discretizer(impute_strategy="mean")
     with pytest.raises(ValueError):

@@ -26,8 +26,9 @@ def test_cohort_directory_contents(tiny_cohort):
         assert col in pairs.columns
     assert pairs["dicom_id"].is_unique
     values = np.load(tiny_cohort / "ehr_values.npy")
-    assert values.shape[0] == len(pairs) and values.shape[2] == 76
-    assert json.loads((tiny_cohort / "ehr_columns.json").read_text()) == Discretizer().feature_names
+    # the default mode is clean: canonical GCS / capillary refill categories -> 60 features
+    assert values.shape[0] == len(pairs) and values.shape[2] == 60
+    assert json.loads((tiny_cohort / "ehr_columns.json").read_text()) == Discretizer(compat="clean").feature_names
     # zero past each episode's end; at most 24 bins for a 48 h window at Δt = 2 h
     assert pairs["n_bins"].between(1, 24).all()
     for i, n in enumerate(pairs["n_bins"]):
@@ -72,7 +73,8 @@ def test_planted_defects_are_counted_not_silently_lost(tiny_cohort, tiny_manifes
         assert reason in text
 
 
-def test_unknown_gcs_spelling_and_garbage_values_are_counted(tmp_path, tiny_raw, tiny_cohort):
+@pytest.mark.parametrize("compat", ["medfuse", "clean"])
+def test_unknown_gcs_spelling_and_garbage_values_are_counted(tmp_path, tiny_raw, tiny_cohort, compat):
     import gzip
     import shutil
 
@@ -98,11 +100,19 @@ def test_unknown_gcs_spelling_and_garbage_values_are_counted(tmp_path, tiny_raw,
         frame.to_csv(fh, index=False)
     out = tmp_path / "cohort"
     assert main(["prepare", "--mimic-cxr", str(raw / "mimic-cxr-jpg"), "--mimic-iv", str(raw / "mimic-iv"),
-                 "--out", str(out), "--image-cache-size", "36"]) == 0
-    dropped = json.loads((out / "report.json").read_text())["dropped"]
-    assert dropped["event: Glascow coma scale eye opening: unknown category 'Eyes wide shut'"] == 1
-    assert dropped["event: Heart Rate: not a finite number 'ERROR'"] >= 1
-    assert dropped["event: Heart Rate: not a finite number 'inf'"] >= 1
+                 "--out", str(out), "--image-cache-size", "36", "--compat", compat]) == 0
+    report = json.loads((out / "report.json").read_text())
+    dropped = report["dropped"]
+    if compat == "medfuse":  # HR is not cleaned by the reference: the discretizer would reject these
+        assert dropped["event: Glascow coma scale eye opening: unknown category 'Eyes wide shut'"] == 1
+        assert dropped["event: Heart Rate: not a finite number 'ERROR'"] >= 1
+        assert dropped["event: Heart Rate: not a finite number 'inf'"] >= 1
+    else:  # clean: cleaning parses HR and canonicalizes GCS; the unknown string is listed with its count
+        assert dropped["event: Glascow coma scale eye opening: unknown category"] >= 1
+        assert report["unknown_categories"]["Glascow coma scale eye opening: 'Eyes wide shut'"] == 1
+        assert dropped["event: Heart Rate: non-numeric value"] >= 1
+        assert dropped["event: Heart Rate: not finite"] >= 1
+    assert "Eyes wide shut" in (out / "report.md").read_text()
 
 
 def test_missing_table_is_a_clear_error(tmp_path, tiny_raw):
@@ -128,7 +138,7 @@ def test_window_discretization_by_hand():
     for ch in CHANNELS:
         wide[ch] = ""
     wide["Heart Rate"] = ["80", "90", "120"]
-    kept, values, _ = discretize_windows(pairs, wide, PrepareConfig(), CohortReport())
+    kept, values, _ = discretize_windows(pairs, wide, PrepareConfig(compat="medfuse"), CohortReport())
     hr = Discretizer().feature_names.index("Heart Rate")
     mask = Discretizer().feature_names.index("mask->Heart Rate")
     # image a: window [0, 5] h → 3 bins; 1.0 h → bin 0, 4.5 h → bin 2; bin 1 carries 80 forward
@@ -161,7 +171,8 @@ def test_cli_reports_a_wrong_root_clearly(tmp_path, capsys):
 
 def test_loaded_cohort_standardizes_continuous_columns_and_keeps_padding_zero(tiny_cohort):
     from medcam_lab.data.cohort import load_cohort
-    from medcam_lab.ehr import CONTINUOUS_FEATURE_INDICES, Normalizer
+    from medcam_lab.ehr import Normalizer
+    from medcam_lab.ehr.channels import Layout
 
     cohort = load_cohort(tiny_cohort)
     raw = np.load(tiny_cohort / "ehr_values.npy")
@@ -171,4 +182,11 @@ def test_loaded_cohort_standardizes_continuous_columns_and_keeps_padding_zero(ti
         assert not cohort.ehr[i, n:].any()
     train = cohort.pairs["split"].to_numpy() == "train"
     pooled = np.concatenate([cohort.ehr[i, :n] for i, n in enumerate(cohort.lengths) if train[i]])
-    np.testing.assert_allclose(pooled[:, CONTINUOUS_FEATURE_INDICES].mean(0), 0.0, atol=1e-4)
+    # clean mode: statistics over observed bins only -> observed training values have mean 0 and std 1
+    columns = cohort.ehr_columns
+    assert normalizer.observed_only
+    for col in Layout("clean").continuous_indices:
+        observed = pooled[pooled[:, columns.index(f"mask->{columns[col]}")] > 0, col]
+        if len(observed) >= 2:
+            np.testing.assert_allclose(observed.mean(), 0.0, atol=1e-4)
+            np.testing.assert_allclose(observed.std(ddof=1), 1.0, rtol=1e-3)

@@ -48,12 +48,40 @@ class CohortReport:
             **self.info,
         }
 
+    def drops_by_variable(self) -> list[tuple[str, str, int]]:
+        """Event-level drops split into ``(variable, reason, count)`` (keys ``event: <variable>: <reason>``)."""
+        rows = []
+        for key, n in sorted(self.dropped.items()):
+            if key.startswith("event: ") and key.count(": ") >= 2:
+                _, variable, reason = key.split(": ", 2)
+                rows.append((variable, reason, n))
+        return rows
+
     def to_markdown(self) -> str:
-        lines = ["# Cohort report", "", "| step | count |", "|---|---|"]
-        lines += [f"| {s['step']} | {s['count']:,} |" for s in self.steps]
+        """The human-readable summary (``report.md``): versions, counts, drops, unknown strings, the rest."""
+        lines = ["# Cohort report", ""]
+        versions = self.info.get("versions")
+        if isinstance(versions, dict):
+            lines += ["## Versions", "", "| what | version |", "|---|---|"]
+            lines += [f"| {k} | {v} |" for k, v in versions.items()] + [""]
+        lines += ["## Count after every filter", "", "| step | count | detail |", "|---|---|---|"]
+        for s in self.steps:
+            detail = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in s.items()
+                               if k not in ("step", "count"))
+            lines.append(f"| {s['step']} | {s['count']:,} | {detail} |")
         lines += ["", "## Dropped, by reason", "", "| reason | count |", "|---|---|"]
         lines += [f"| {r} | {n:,} |" for r, n in sorted(self.dropped.items())] or ["| (none) | 0 |"]
+        by_variable = self.drops_by_variable()
+        if by_variable:
+            lines += ["", "## Dropped or out-of-range values, by variable", "", "| variable | reason | count |",
+                      "|---|---|---|"]
+            lines += [f"| {v} | {r} | {n:,} |" for v, r, n in by_variable]
+        unknown = self.info.get("unknown_categories")
+        lines += ["", "## Unknown category strings", "", "| variable: string | count |", "|---|---|"]
+        lines += [f"| {k} | {n:,} |" for k, n in sorted((unknown or {}).items())] or ["| (none) | 0 |"]
         for key, value in self.info.items():
+            if key in ("versions", "unknown_categories"):
+                continue
             if isinstance(value, dict) and value and all(isinstance(v, (int, float)) for v in value.values()):
                 lines += ["", f"## {key}", "", "| key | value |", "|---|---|"]
                 lines += [f"| {k} | {v} |" for k, v in value.items()]

@@ -1,6 +1,7 @@
-"""EHR side of medcam_lab: item ids, cleaning, wide tables, the 76-feature discretizer, the normalizer.
+"""EHR side of medcam_lab: item ids, cleaning, wide tables, the discretizer, the normalizer.
 
-Spec ``ehr.md``; ``compat="medfuse"`` reproduces MedFuse/MedMod.
+Spec ``ehr.md``; ``compat="medfuse"`` reproduces MedFuse/MedMod (76 features), ``compat="clean"`` applies
+the fixes of spec §7, each a named switch of :class:`CleanSwitches` (60 features: canonical categories).
 
 Flow: ``clean_events`` (raw chart/lab events -> channel strings) -> ``events_to_wide`` (one row per
 charttime) -> add ``Hours`` -> ``Discretizer.transform`` / ``transform_batch`` (bins x 76) ->
@@ -9,32 +10,41 @@ charttime) -> add ``Hours`` -> ``Discretizer.transform`` / ``transform_batch`` (
 
 from medcam_lab.ehr.channels import (
     CHANNELS,
+    CLEAN_POSSIBLE_VALUES,
     CONTINUOUS_FEATURE_INDICES,
     IS_CATEGORICAL,
     NORMAL_VALUES,
     POSSIBLE_VALUES,
+    Layout,
     feature_names,
 )
-from medcam_lab.ehr.cleaning import CLEANED_VARIABLES, clean_events
+from medcam_lab.ehr.cleaning import CLEANED_VARIABLES, clean_events, derive_gcs_total
 from medcam_lab.ehr.discretizer import Discretizer
 from medcam_lab.ehr.itemids import CHART_ITEMIDS, ITEMID_TABLE, ITEMID_TO_VARIABLE, LAB_ITEMIDS
 from medcam_lab.ehr.normalizer import Normalizer
+from medcam_lab.ehr.ranges import VALID_RANGES
+from medcam_lab.ehr.switches import CleanSwitches
 from medcam_lab.ehr.timeseries import events_to_wide
 
 __all__ = [
     "CHANNELS",
     "CHART_ITEMIDS",
     "CLEANED_VARIABLES",
+    "CLEAN_POSSIBLE_VALUES",
+    "CleanSwitches",
     "CONTINUOUS_FEATURE_INDICES",
     "Discretizer",
     "IS_CATEGORICAL",
     "ITEMID_TABLE",
     "ITEMID_TO_VARIABLE",
     "LAB_ITEMIDS",
+    "Layout",
     "NORMAL_VALUES",
     "Normalizer",
     "POSSIBLE_VALUES",
+    "VALID_RANGES",
     "clean_events",
+    "derive_gcs_total",
     "events_to_wide",
     "feature_names",
 ]

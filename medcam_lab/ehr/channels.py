@@ -168,3 +168,80 @@ def feature_names(store_masks: bool = True) -> list[str]:
     if store_masks:
         names.extend(f"mask->{name}" for name in CHANNELS)
     return names
+
+
+# -- clean mode (spec §7): one column per canonical category -------------------------------------------
+
+CLEAN_POSSIBLE_VALUES: dict[str, list[str]] = {
+    "Capillary refill rate": ["Normal <3 secs", "Abnormal >3 secs"],
+    "Glascow coma scale eye opening": ["1 No Response", "2 To Pain", "3 To Speech", "4 Spontaneously"],
+    "Glascow coma scale motor response": [
+        "1 No Response",
+        "2 Abnormal extension",
+        "3 Abnormal flexion",
+        "4 Flex-withdraws",
+        "5 Localizes Pain",
+        "6 Obeys Commands",
+    ],
+    "Glascow coma scale total": [str(score) for score in range(3, 16)],
+    "Glascow coma scale verbal response": [
+        "1 No Response",
+        "2 Incomprehensible sounds",
+        "3 Inappropriate Words",
+        "4 Confused",
+        "5 Oriented",
+        "ET/Trach",
+    ],
+}
+"""Canonical categories of each categorical channel in ``clean`` mode, in column order (ascending score;
+the intubated verbal response ``ET/Trach`` is its own category, after the scored ones)."""
+
+CLEAN_NORMAL_VALUES: dict[str, str] = {
+    **NORMAL_VALUES,
+    "Capillary refill rate": "Normal <3 secs",
+    "Glascow coma scale eye opening": "4 Spontaneously",
+    "Glascow coma scale motor response": "6 Obeys Commands",
+    "Glascow coma scale total": "15",
+    "Glascow coma scale verbal response": "5 Oriented",
+}
+"""Normal values in ``clean`` mode: the top score of each GCS scale, brisk capillary refill."""
+
+COMPAT_MODES: tuple[str, ...] = ("medfuse", "clean")
+
+
+class Layout:
+    """Column layout of one mode: categories per channel, normal values, begin positions, names.
+
+    Examples:
+        >>> Layout("medfuse").n_features, Layout("clean").n_features
+        (76, 60)
+    """
+
+    def __init__(self, compat: str = "medfuse") -> None:
+        if compat not in COMPAT_MODES:
+            raise ValueError(f"unknown compat {compat!r}; use one of {COMPAT_MODES}")
+        self.compat = compat
+        self.possible_values = POSSIBLE_VALUES if compat == "medfuse" else CLEAN_POSSIBLE_VALUES
+        self.normal_values = NORMAL_VALUES if compat == "medfuse" else CLEAN_NORMAL_VALUES
+        begins, pos = [], 0
+        for name in CHANNELS:
+            begins.append(pos)
+            pos += len(self.possible_values[name]) if IS_CATEGORICAL[name] else 1
+        self.begin: tuple[int, ...] = tuple(begins)
+        self.num_value_columns: int = pos
+        self.n_features: int = pos + len(CHANNELS)
+        self.continuous_indices: list[int] = [
+            self.begin[i] for i, name in enumerate(CHANNELS) if not IS_CATEGORICAL[name]
+        ]
+
+    def feature_names(self, store_masks: bool = True) -> list[str]:
+        """Output column names (``<channel>-><category>``, ``<channel>``, then ``mask-><channel>``)."""
+        names: list[str] = []
+        for name in CHANNELS:
+            if IS_CATEGORICAL[name]:
+                names.extend(f"{name}->{value}" for value in self.possible_values[name])
+            else:
+                names.append(name)
+        if store_masks:
+            names.extend(f"mask->{name}" for name in CHANNELS)
+        return names

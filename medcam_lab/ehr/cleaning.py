@@ -27,6 +27,14 @@ The value is read from the raw ``value`` string, as the reference does. Where ``
 but ``valuenum`` is present, ``valuenum`` is used instead (a number, so it passes the numeric tests;
 for uncleaned variables it becomes ``repr(float(valuenum))``). Cleaned numbers are returned as
 ``repr(float(x))`` strings (``"98.0"``, ``"0.005"``), the text the reference CSV would hold.
+
+``compat="clean"`` (spec §7) applies the fixes of :class:`~medcam_lab.ehr.switches.CleanSwitches`, each
+one a named switch: canonical GCS / capillary refill categories (numeric codes accepted), the MIMIC-IV
+capillary refill items, GCS total derived from the three components charted at the same time, FiO2
+percent -> fraction only above 1, blood-only glucose and pH, unit conversion by item id (223761 °F,
+226707 in, 226531 lb), HR / RR / mean BP parsed as numbers, and the physiologic valid ranges of
+:mod:`medcam_lab.ehr.ranges`. Every dropped row is counted by variable and reason; every unknown
+category string is counted by its text.
 """
 
 from __future__ import annotations
@@ -36,7 +44,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from medcam_lab.ehr.categories import canonical_index, gcs_score
+from medcam_lab.ehr.channels import CLEAN_POSSIBLE_VALUES, IS_CATEGORICAL
 from medcam_lab.ehr.itemids import ITEMID_TO_VARIABLE
+from medcam_lab.ehr.itemids import itemid_map as default_itemid_map
+from medcam_lab.ehr.ranges import VALID_RANGES
+from medcam_lab.ehr.switches import CleanSwitches
 
 CLEANED_VARIABLES: frozenset[str] = frozenset(
     {
@@ -59,8 +72,12 @@ UNMAPPED_KEY = "(unmapped): unknown itemid"
 
 _UNSIGNED_DECIMAL = r"\d+(?:\.\d*)?"
 _NAN_LITERALS = {"nan", "+nan", "-nan"}
-_REASONS = ("", "empty value", "non-numeric value", "not finite", "unrecognised value")
-_EMPTY, _NON_NUMERIC, _NOT_FINITE, _UNRECOGNISED = 1, 2, 3, 4
+_REASONS = ("", "empty value", "non-numeric value", "not finite", "unrecognised value", "unknown category",
+            "out of range")
+_EMPTY, _NON_NUMERIC, _NOT_FINITE, _UNRECOGNISED, _UNKNOWN_CATEGORY, _OUT_OF_RANGE = 1, 2, 3, 4, 5, 6
+_F_TO_C_ITEM, _INCH_ITEM, _POUND_ITEM = 223761, 226707, 226531
+NUMERIC_VITALS = frozenset({"Heart Rate", "Respiratory rate", "Mean blood pressure"})
+"""Variables the reference keeps as raw strings that ``numeric_vitals`` parses as numbers."""
 
 
 def _per_unique(func: Callable[[np.ndarray], np.ndarray], values: np.ndarray) -> np.ndarray:
@@ -142,12 +159,18 @@ def _format_floats(values: np.ndarray) -> np.ndarray:
 
 
 def _clean_numeric(
-    variable: str, text: np.ndarray, fallback: np.ndarray, use_fallback: np.ndarray, label: np.ndarray
+    variable: str,
+    text: np.ndarray,
+    fallback: np.ndarray,
+    use_fallback: np.ndarray,
+    label: np.ndarray,
+    itemid: np.ndarray,
+    switches: CleanSwitches,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the medfuse rule of one cleaned variable.
+    """Apply the rule of one cleaned variable (medfuse rules, or the fixes ``switches`` turn on).
 
     Shape:
-        all arguments (n,); returns (n,) float64 and (n,) int8 reason codes.
+        text, fallback, use_fallback, label, itemid: (n,); returns (n,) float64 and (n,) int8 reason codes.
     """
     if variable == "Capillary refill rate":
         values = np.full(len(text), np.nan)
@@ -162,40 +185,76 @@ def _clean_numeric(
         )
     strict = variable in ("Oxygen saturation", "Glucose", "pH")
     values, reason = _numeric_values(text, fallback, use_fallback, strict)
+    by_item = switches.units_by_itemid
     with np.errstate(invalid="ignore"):
         if variable == "Fraction inspired oxygen":
-            values = values / 100.0
+            values = np.where(values > 1, values / 100.0, values) if switches.fio2_fraction_above_one else values / 100
         elif variable == "Oxygen saturation":
             values = np.where(values <= 1, values * 100.0, values)
         elif variable == "Temperature":
-            values = np.where(values >= 79, (values - 32) * 5.0 / 9, values)
+            fahrenheit = itemid == _F_TO_C_ITEM if by_item else values >= 79
+            values = np.where(fahrenheit, (values - 32) * 5.0 / 9, values)
         elif variable == "Weight":
-            oz, lb = _label_contains(label, "oz"), _label_contains(label, "lb")
-            values = np.where(oz, values / 16.0, values)
-            values = np.where(oz | lb, values * 0.453592, values)
+            if by_item:
+                values = np.where(itemid == _POUND_ITEM, values * 0.453592, values)
+            else:
+                oz, lb = _label_contains(label, "oz"), _label_contains(label, "lb")
+                values = np.where(oz, values / 16.0, values)
+                values = np.where(oz | lb, values * 0.453592, values)
         elif variable == "Height":
-            values = np.where(_label_contains(label, "in"), np.round(values * 2.54), values)
+            if by_item:
+                values = np.where(itemid == _INCH_ITEM, values * 2.54, values)
+            else:
+                values = np.where(_label_contains(label, "in"), np.round(values * 2.54), values)
     return values, reason
 
 
+def _clean_category(
+    variable: str, text: np.ndarray, switches: CleanSwitches
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Canonical category strings of one categorical variable (switch ``canonical_gcs``).
+
+    Shape:
+        text: (n,); returns (n,) object strings, (n,) int8 reason codes and ``{"<variable>: '<text>'": n}``
+        for the unknown strings.
+    """
+    codes, uniques = pd.factorize(text)
+    index = np.array([canonical_index(variable, u, switches.numeric_codes) for u in uniques], dtype=np.int64)
+    names = np.array(CLEAN_POSSIBLE_VALUES[variable] + [""], dtype=object)
+    row_index = index[codes]
+    reason = np.where(row_index < 0, _UNKNOWN_CATEGORY, 0).astype(np.int8)
+    unknown = pd.Series(text[row_index < 0], dtype=object).value_counts()
+    return names[row_index], reason, {f"{variable}: {k!r}": int(v) for k, v in unknown.items()}
+
+
 def clean_events(
-    events: pd.DataFrame, compat: str = "medfuse", itemid_map: Mapping[int, str] | None = None
+    events: pd.DataFrame,
+    compat: str = "medfuse",
+    itemid_map: Mapping[int, str] | None = None,
+    switches: CleanSwitches | None = None,
+    by: str = "stay_id",
 ) -> tuple[pd.DataFrame, dict]:
-    """Map item ids to channels, clean values (medfuse rules) and drop unusable rows.
+    """Map item ids to channels, clean values (medfuse rules or clean fixes) and drop unusable rows.
 
     Args:
         events: Rows of ``icu/chartevents`` and/or ``hosp/labevents`` with columns ``itemid`` (int),
             ``value`` (raw string or NaN), ``label`` (item label from ``d_items``/``d_labitems``) and
             optionally ``valuenum`` (float) and ``valueuom`` (ignored, see module doc); other columns are
             kept untouched.
-        compat: Only ``"medfuse"`` is implemented in this module version.
-        itemid_map: Item id -> channel name; defaults to :data:`ITEMID_TO_VARIABLE`.
+        compat: ``"medfuse"`` (the reference) or ``"clean"`` (spec §7 fixes).
+        itemid_map: Item id -> channel name; defaults to the map of the item switches
+            (:func:`~medcam_lab.ehr.itemids.itemid_map`; the reference map in medfuse mode).
+        switches: The clean fixes to apply; defaults to ``CleanSwitches.for_mode(compat)``.
+        by: Episode column used with ``charttime`` to derive GCS total (switch ``derive_gcs_total``;
+            without that column all rows count as one episode).
 
     Returns:
         ``(kept, counts)``: the kept rows (original index and columns) plus ``variable`` (channel name)
-        and ``clean_value`` (string read by the discretizer); ``counts = {"kept": n, "dropped":
-        {"<variable>: <reason>": n}}`` with reasons ``empty value``, ``non-numeric value``, ``not
-        finite``, ``unrecognised value`` and the key ``"(unmapped): unknown itemid"``.
+        and ``clean_value`` (string read by the discretizer), then the derived GCS totals (new index
+        values); ``counts = {"kept": n, "dropped": {"<variable>: <reason>": n}, "unknown_categories":
+        {"<variable>: '<text>'": n}, "derived": {...}}``; reasons ``empty value``, ``non-numeric value``,
+        ``not finite``, ``unrecognised value``, ``unknown category``, ``out of range [low, high]`` and
+        the key ``"(unmapped): unknown itemid"``.
 
     Shape:
         events: (n_rows, n_columns); kept: (n_kept, n_columns + 2).
@@ -205,12 +264,16 @@ def clean_events(
         >>> clean_events(df)[0]["clean_value"].tolist()
         ['0.5']
     """
-    if compat != "medfuse":
-        raise ValueError(f"compat={compat!r}: only 'medfuse' is implemented in this module version")
+    switches = CleanSwitches.for_mode(compat) if switches is None else switches
     missing = [c for c in ("itemid", "value", "label") if c not in events.columns]
     if missing:
         raise ValueError(f"clean_events: missing column(s) {missing}")
-    mapping = ITEMID_TO_VARIABLE if itemid_map is None else itemid_map
+    if itemid_map is not None:
+        mapping = itemid_map
+    elif compat == "medfuse" and switches == CleanSwitches.for_mode("medfuse"):
+        mapping = ITEMID_TO_VARIABLE
+    else:
+        mapping = default_itemid_map(switches.capillary_refill_items, switches.blood_only_labs)
     n = len(events)
     variable = events["itemid"].map(mapping).to_numpy(dtype=object)
     mapped = pd.notna(variable)
@@ -224,14 +287,32 @@ def clean_events(
     reason[blank & ~use_fallback] = _EMPTY
     clean = text.copy()
     label = events["label"].to_numpy(dtype=object)
+    itemid = pd.to_numeric(events["itemid"], errors="coerce").to_numpy(dtype=float)
+    unknown_categories: dict[str, int] = {}
+    out_of_range: dict[str, int] = {}
 
     var_codes, var_names = pd.factorize(variable)  # unmapped rows get code -1
     for code, var in enumerate(var_names):
         rows = np.flatnonzero((var_codes == code) & (reason == 0))
-        if var in CLEANED_VARIABLES:
-            values, why = _clean_numeric(var, text[rows], fallback[rows], use_fallback[rows], label[rows])
+        if IS_CATEGORICAL.get(var, False) and switches.canonical_gcs:
+            raw = np.where(use_fallback[rows], _format_floats(np.nan_to_num(fallback[rows])), text[rows])
+            names, why, unknown = _clean_category(var, raw.astype(object), switches)
             reason[rows] = why
+            clean[rows[why == 0]] = names[why == 0]
+            unknown_categories.update(unknown)
+        elif var in CLEANED_VARIABLES or (switches.numeric_vitals and var in NUMERIC_VITALS):
+            values, why = _clean_numeric(
+                var, text[rows], fallback[rows], use_fallback[rows], label[rows], itemid[rows], switches
+            )
             good = why == 0
+            if switches.valid_ranges and var in VALID_RANGES:
+                low, high = VALID_RANGES[var][:2]
+                outside = good & ~((values >= low) & (values <= high))
+                why[outside] = _OUT_OF_RANGE
+                good &= ~outside
+                if outside.any():
+                    out_of_range[f"{var}: out of range [{low:g}, {high:g}]"] = int(outside.sum())
+            reason[rows] = why
             clean[rows[good]] = _format_floats(values[good])
         else:
             fb = use_fallback[rows]
@@ -247,7 +328,7 @@ def clean_events(
     dropped: dict[str, int] = {}
     if (~mapped).any():
         dropped[UNMAPPED_KEY] = int((~mapped).sum())
-    bad = mapped & (reason != 0)
+    bad = mapped & (reason != 0) & (reason != _OUT_OF_RANGE)
     if bad.any():
         keys = (
             pd.Series(variable[bad], dtype=object)
@@ -255,4 +336,75 @@ def clean_events(
             + pd.Series(np.asarray(_REASONS, dtype=object)[reason[bad]], dtype=object)
         )
         dropped.update({str(k): int(v) for k, v in keys.value_counts().items()})
-    return kept, {"kept": int(keep.sum()), "dropped": dict(sorted(dropped.items()))}
+    dropped.update(out_of_range)
+    counts = {
+        "kept": int(keep.sum()),
+        "dropped": dict(sorted(dropped.items())),
+        "unknown_categories": dict(sorted(unknown_categories.items())),
+        "derived": {},
+    }
+    if switches.derive_gcs_total and switches.canonical_gcs:
+        derived, counts["derived"] = derive_gcs_total(kept, by)
+        kept = pd.concat([kept, derived]) if len(derived) else kept
+    return kept, counts
+
+
+_GCS_COMPONENTS = (
+    "Glascow coma scale eye opening",
+    "Glascow coma scale verbal response",
+    "Glascow coma scale motor response",
+)
+_GCS_TOTAL = "Glascow coma scale total"
+DERIVED_TOTAL_LABEL = "GCS total (derived: eye + verbal + motor)"
+
+
+def derive_gcs_total(cleaned: pd.DataFrame, by: str = "stay_id") -> tuple[pd.DataFrame, dict[str, int]]:
+    """GCS total rows derived from the three canonical components charted at the same time.
+
+    At every ``(by, charttime)`` where the eye, verbal and motor components are all present (the last
+    one in row order if a component is charted twice) and none is ``ET/Trach`` (no verbal score), the
+    total is their sum. A time that already has a charted total keeps it (nothing is derived there).
+
+    Returns:
+        ``(rows, counts)``: new rows (``itemid`` 0, ``label`` :data:`DERIVED_TOTAL_LABEL`, ``variable`` GCS
+        total, ``clean_value`` the sum as text) and counts ``derived``, ``not derived: verbal ET/Trach``,
+        ``not derived: component missing at that time``.
+
+    Shape:
+        cleaned: (n, c) with ``charttime``, ``variable``, ``clean_value``; rows: (k, c).
+    """
+    if "charttime" not in cleaned.columns:
+        raise ValueError("derive_gcs_total: needs a 'charttime' column")
+    keys = [by, "charttime"] if by in cleaned.columns else ["charttime"]
+    parts = cleaned.loc[cleaned["variable"].isin([*_GCS_COMPONENTS, _GCS_TOTAL])]
+    if parts.empty:
+        return cleaned.iloc[0:0].copy(), {}
+    wide = parts.drop_duplicates([*keys, "variable"], keep="last").pivot(
+        index=keys, columns="variable", values="clean_value"
+    )
+    for name in (*_GCS_COMPONENTS, _GCS_TOTAL):
+        if name not in wide.columns:
+            wide[name] = np.nan
+    has_all = wide[list(_GCS_COMPONENTS)].notna().all(axis=1) & wide[_GCS_TOTAL].isna()
+    intubated = wide["Glascow coma scale verbal response"] == "ET/Trach"
+    usable = wide.loc[has_all & ~intubated]
+    total = np.zeros(len(usable), dtype=np.int64)
+    for name in _GCS_COMPONENTS:
+        total += np.array([gcs_score(name, c) for c in usable[name]], dtype=np.int64)
+    first_rows = parts.drop_duplicates(keys, keep="first").set_index(keys)
+    rows = first_rows.loc[usable.index].reset_index()
+    rows["itemid"] = 0
+    rows["label"] = DERIVED_TOTAL_LABEL
+    rows["variable"] = _GCS_TOTAL
+    rows["clean_value"] = [str(int(t)) for t in total]
+    for col in ("value", "valuenum"):
+        if col in rows.columns:
+            rows[col] = rows["clean_value"] if col == "value" else total.astype(float)
+    rows = rows[list(cleaned.columns)]
+    rows.index = pd.RangeIndex(len(rows)) + (int(cleaned.index.max()) + 1 if len(cleaned) else 0)
+    counts = {
+        "GCS total: derived": len(rows),
+        "GCS total: not derived, verbal ET/Trach": int((has_all & intubated).sum()),
+        "GCS total: not derived, component missing at that time": int((~has_all & wide[_GCS_TOTAL].isna()).sum()),
+    }
+    return rows, counts

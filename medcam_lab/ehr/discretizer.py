@@ -25,96 +25,123 @@ so a float ``1.0`` is a valid capillary refill value but ``15.0`` is not a valid
 ``str(x)`` (``15 -> "15"``). For continuous channels only the float value matters: a numeric column is
 used as is (NaN = not measured), a text column is parsed with Python ``float``.
 
+``compat="clean"`` runs the same algorithm on the canonical layout of
+:class:`~medcam_lab.ehr.channels.Layout` (60 columns): categorical cells are mapped through
+:func:`~medcam_lab.ehr.categories.canonical_index` (aliases and numeric codes accepted), and a cell that
+is an unknown category or an unparsable number is left unmeasured and counted in
+:attr:`Discretizer.unknown_values` instead of raising.
+
 Our defaults differ from the reference's: ``timestep=2.0`` and ``impute_strategy="previous"`` (the
 MedCAM setting); the reference defaults are 0.8 and ``zero``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from medcam_lab.ehr.channels import (
-    CHANNEL_BEGIN,
-    CHANNELS,
-    IS_CATEGORICAL,
-    NORMAL_VALUES,
-    NUM_VALUE_COLUMNS,
-    POSSIBLE_VALUES,
-    feature_names,
-)
+from medcam_lab.ehr.categories import canonical_index
+from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, IS_CATEGORICAL, Layout
 
 EPS = 1e-6
 IMPUTE_STRATEGIES = ("zero", "normal_value", "previous", "next")
 START_TIMES = ("zero", "relative")
 
 
-def _cells_as_text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Cells as reference text and a "measured" mask (non-empty, non-NaN).
+def _cell_text(value: Any) -> str:
+    """The text the reference would read from a CSV cell written by pandas."""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (np.integer,)):
+        return str(int(value))
+    return str(value)
+
+
+def _factorize_cells(series: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes of the distinct cells (-1 = not measured: NaN, None or ``""``) and each distinct cell's text.
+
+    Works on the distinct values only (factorizing an Arrow-backed string column stays in Arrow).
 
     Shape:
-        series: (n,); returns (n,) object strings ("" where not measured) and (n,) bool.
+        series: (n,); returns (n,) int64 codes and u strings.
     """
-    na = series.isna().to_numpy()
     if pd.api.types.is_float_dtype(series.dtype):
         series = series.astype(np.float64)  # float32 -> repr of its float64 value
-    text = series.astype(str).to_numpy(dtype=object)
-    text[na] = ""
-    return text, ~na & (text != "")
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    texts = [_cell_text(u) for u in np.asarray(uniques, dtype=object)]
+    codes = np.asarray(codes, dtype=np.int64)
+    if "" in texts:  # an empty string is "not measured": remap its code to -1 (table[-1] serves code -1)
+        table = np.array([-1 if t == "" else k for k, t in enumerate(texts)] + [-1], dtype=np.int64)
+        codes = table[codes]
+    return codes, texts
 
 
-def _parse_continuous(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(values, measured, bad)`` of a continuous column; ``bad`` marks unparsable text.
+def _parse_continuous(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """``(values, measured, bad, texts, codes)`` of a continuous column; ``bad`` marks unparsable text.
 
     Shape:
-        series: (n,); returns (n,) float64, (n,) bool, (n,) bool.
+        series: (n,); returns (n,) float64, (n,) bool, (n,) bool, u strings and (n,) int64 codes.
     """
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        return values, ~np.isnan(values), np.zeros(len(values), dtype=bool)
-    text, measured = _cells_as_text(series)
-    codes, uniques = pd.factorize(text)
-    parsed = np.empty(len(uniques), dtype=np.float64)
-    unparsable = np.zeros(len(uniques), dtype=bool)
-    for k, s in enumerate(uniques):  # loop over distinct strings, not rows
+        n = len(values)
+        return values, ~np.isnan(values), np.zeros(n, dtype=bool), [], np.full(n, -1, dtype=np.int64)
+    codes, texts = _factorize_cells(series)
+    parsed = np.empty(len(texts) + 1, dtype=np.float64)
+    unparsable = np.zeros(len(texts) + 1, dtype=bool)
+    for k, text in enumerate(texts):  # loop over distinct strings, not rows
         try:
-            parsed[k] = float(s)
+            parsed[k] = float(text)
         except ValueError:
             parsed[k], unparsable[k] = np.nan, True
-    return parsed[codes], measured, unparsable[codes] & measured
+    parsed[-1] = np.nan  # code -1: not measured
+    return parsed[codes], codes >= 0, unparsable[codes] & (codes >= 0), texts, codes
 
 
-def _parse_categorical(series: pd.Series, channel: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(category index, measured, text)`` of a categorical column; index -1 = unknown string.
+def _parse_categorical(
+    series: pd.Series, channel: str, layout: Layout
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """``(category index, measured, texts, codes)`` of a categorical column; index -1 = unknown string.
+
+    ``medfuse``: exact string match against the channel's column list; ``clean``: canonical category
+    of the alias or numeric code (:func:`~medcam_lab.ehr.categories.canonical_index`).
 
     Shape:
-        series: (n,); returns (n,) int64, (n,) bool, (n,) object.
+        series: (n,); returns (n,) int64, (n,) bool, u strings, (n,) int64 codes.
     """
-    text, measured = _cells_as_text(series)
-    codes, uniques = pd.factorize(text)
-    lookup = {s: i for i, s in enumerate(POSSIBLE_VALUES[channel])}
-    index = np.array([lookup.get(s, -1) for s in uniques], dtype=np.int64)
-    return index[codes], measured, text
+    codes, texts = _factorize_cells(series)
+    if layout.compat == "clean":
+        index = [canonical_index(channel, t) for t in texts]
+    else:
+        lookup = {s: i for i, s in enumerate(layout.possible_values[channel])}
+        index = [lookup.get(t, -1) for t in texts]
+    table = np.array([*index, -1], dtype=np.int64)
+    return table[codes], codes >= 0, texts, codes
 
 
-def _normal_code(channel: str) -> float:
+def _normal_code(channel: str, layout: Layout) -> float:
+    normal = layout.normal_values[channel]
     if IS_CATEGORICAL[channel]:
-        return float(POSSIBLE_VALUES[channel].index(NORMAL_VALUES[channel]))
-    return float(NORMAL_VALUES[channel])
+        return float(layout.possible_values[channel].index(normal))
+    return float(normal)
 
 
 class Discretizer:
-    """Turn irregular episode rows into fixed-step bins of 76 (or 59) features.
+    """Turn irregular episode rows into fixed-step bins of 76 (or 59) features; 60 (or 43) in ``clean`` mode.
 
     Args:
         timestep: Bin width in hours (reference default 0.8; MedFuse code 1.0; MedCAM 2.0).
         impute_strategy: ``"zero"``, ``"normal_value"``, ``"previous"`` or ``"next"``.
         start_time: ``"zero"`` (bins start at 0 h = ICU intime) or ``"relative"`` (first row).
         store_masks: Append the 17 mask columns.
-        compat: ``"medfuse"``; ``"clean"`` is not implemented in this version.
+        compat: ``"medfuse"`` (the reference's 76 columns, exact string matching, unknown strings raise)
+            or ``"clean"`` (canonical GCS / capillary refill categories, 60 columns; aliases and numeric
+            codes accepted; an unknown category or unparsable number is not measured and is counted in
+            :attr:`unknown_values` instead of raising).
 
     Examples:
         >>> frame = pd.DataFrame({"Hours": [0.5, 3.0], "Heart Rate": ["80", ""]})
@@ -131,10 +158,8 @@ class Discretizer:
         store_masks: bool = True,
         compat: str = "medfuse",
     ) -> None:
-        if compat == "clean":
-            raise ValueError("compat='clean' is not implemented in this version; use 'medfuse'")
-        if compat != "medfuse":
-            raise ValueError(f"unknown compat {compat!r}; use 'medfuse'")
+        if compat not in COMPAT_MODES:
+            raise ValueError(f"unknown compat {compat!r}; use one of {COMPAT_MODES}")
         if impute_strategy not in IMPUTE_STRATEGIES:
             raise ValueError(f"impute_strategy must be one of {IMPUTE_STRATEGIES}, got {impute_strategy!r}")
         if start_time not in START_TIMES:
@@ -146,11 +171,14 @@ class Discretizer:
         self.start_time = start_time
         self.store_masks = bool(store_masks)
         self.compat = compat
+        self.layout = Layout(compat)
+        self.unknown_values: Counter[tuple[str, str]] = Counter()
+        """``clean`` mode: ``(channel, text) -> count`` of cells skipped as unknown, over every call."""
 
     @property
     def feature_names(self) -> list[str]:
-        """Output column names (76, or 59 without masks)."""
-        return feature_names(self.store_masks)
+        """Output column names (76, or 59 without masks; ``clean``: 60 or 43)."""
+        return self.layout.feature_names(self.store_masks)
 
     def transform(self, frame: pd.DataFrame, end: float | None = None) -> tuple[np.ndarray, list[str]]:
         """Discretize one episode.
@@ -164,7 +192,7 @@ class Discretizer:
             ``(values, names)``: float32 bins and the column names.
 
         Shape:
-            frame: (n_rows, n_columns); values: (N, 76), or (N, 59) without masks.
+            frame: (n_rows, n_columns); values: (N, F) with F = 76 (``clean``: 60), or 59 (43) without masks.
         """
         table = frame.reset_index(drop=True)
         ends = np.array([np.nan if end is None else float(end)])
@@ -187,7 +215,7 @@ class Discretizer:
             ``{episode id: values}`` in order of first appearance; values as in :meth:`transform`.
 
         Shape:
-            table: (n_rows, n_columns); each value: (N_episode, 76) or (N_episode, 59).
+            table: (n_rows, n_columns); each value: (N_episode, F) as in :meth:`transform`.
         """
         if by not in table.columns:
             raise ValueError(f"transform_batch: no column {by!r}")
@@ -278,11 +306,15 @@ class Discretizer:
             fail(k, f"bin {int(bin_f[k])} outside [0, {int(n_bins[ep[k]])})")
         global_bin = offsets[ep] + np.where(active, bin_f, 0).astype(np.int64)
 
-        width = NUM_VALUE_COLUMNS + (len(CHANNELS) if self.store_masks else 0)
-        out = np.zeros((total, width), dtype=np.float32)
+        n_values = self.layout.num_value_columns
+        out = np.zeros((total, n_values + (len(CHANNELS) if self.store_masks else 0)), dtype=np.float32)
+        masks = np.zeros((total, len(CHANNELS)), dtype=bool)
         bin_ep = np.repeat(np.arange(n_ep), n_bins)
+        episode_bounds = (offsets[bin_ep], offsets[bin_ep + 1])  # first bin and end of each bin's episode
         for c, channel in enumerate(CHANNELS):
-            self._fill_channel(out, c, channel, table, active, global_bin, offsets, bin_ep, fail)
+            masks[:, c] = self._fill_channel(out, c, channel, table, active, global_bin, episode_bounds, fail)
+        if self.store_masks:
+            out[:, n_values:] = masks
         return [out[offsets[e] : offsets[e + 1]] for e in range(n_ep)]
 
     def _fill_channel(
@@ -293,14 +325,14 @@ class Discretizer:
         table: pd.DataFrame,
         active: np.ndarray,
         global_bin: np.ndarray,
-        offsets: np.ndarray,
-        bin_ep: np.ndarray,
+        episode_bounds: tuple[np.ndarray, np.ndarray],
         fail: Any,
-    ) -> None:
-        """Write observed and imputed values (and the mask) of one channel into ``out``.
+    ) -> np.ndarray:
+        """Write observed and imputed values of one channel into ``out``; return its mask.
 
         Shape:
-            out: (total_bins, width); active, global_bin: (n_rows,); offsets: (E + 1,); bin_ep: (total_bins,).
+            out: (total_bins, width); active, global_bin: (n_rows,); episode_bounds: two (total_bins,);
+            returns (total_bins,) bool.
         """
         total = out.shape[0]
         categorical = IS_CATEGORICAL[channel]
@@ -309,51 +341,64 @@ class Discretizer:
         if channel in table.columns:
             column = table[channel]
             if categorical:
-                parsed, measured, text = _parse_categorical(column, channel)
-                bad = np.flatnonzero(measured & active & (parsed < 0))
-                if bad.size:
-                    k = int(bad[0])
-                    fail(
-                        k,
-                        f"unknown value {text[k]!r} for categorical channel {channel!r} "
-                        f"(allowed: {list(POSSIBLE_VALUES[channel])})",
-                    )
+                parsed, measured, texts, codes = _parse_categorical(column, channel, self.layout)
+                bad_rows = measured & active & (parsed < 0)
+                allowed = list(self.layout.possible_values[channel])
+                what = f"unknown value {{!r}} for categorical channel {channel!r} (allowed: {allowed})"
             else:
-                parsed, measured, unparsable = _parse_continuous(column)
-                bad = np.flatnonzero(active & unparsable)
-                if bad.size:
-                    k = int(bad[0])
-                    fail(k, f"value {column.iloc[k]!r} of channel {channel!r} is not a number")
+                parsed, measured, bad_rows, texts, codes = _parse_continuous(column)
+                bad_rows = bad_rows & active
+                what = f"value {{!r}} of channel {channel!r} is not a number"
+            bad = np.flatnonzero(bad_rows)
+            if bad.size and self.compat == "medfuse":
+                k = int(bad[0])
+                fail(k, what.format(texts[codes[k]]))
+            if bad.size:  # clean: counted, not measured
+                for code, n in zip(*np.unique(codes[bad], return_counts=True), strict=True):
+                    self.unknown_values[(channel, texts[code])] += int(n)
+                measured = measured & ~bad_rows
             rows = np.flatnonzero(measured & active)
             if rows.size:
-                # last row of each bin wins: first occurrence in the reversed row order
-                uniq, first_rev = np.unique(global_bin[rows][::-1], return_index=True)
-                last_rows = rows[::-1][first_rev]
+                # rows are grouped by episode with non-decreasing hours, so global bins are non-decreasing:
+                # the last row of each bin is the one whose successor lies in another bin
+                bins_of_rows = global_bin[rows]
+                if (bins_of_rows[1:] < bins_of_rows[:-1]).any():  # hours decreasing by < eps at a boundary
+                    uniq, first_rev = np.unique(bins_of_rows[::-1], return_index=True)
+                    last_rows = rows[::-1][first_rev]
+                else:
+                    last = np.ones(rows.size, dtype=bool)
+                    last[:-1] = bins_of_rows[1:] != bins_of_rows[:-1]
+                    uniq, last_rows = bins_of_rows[last], rows[last]
                 observed[uniq] = True
                 value[uniq] = parsed[last_rows]
 
         write = observed.copy()
         if self.impute_strategy != "zero":
-            normal = _normal_code(channel)
+            normal = _normal_code(channel, self.layout)
             filled = np.where(observed, value, normal)
             positions = np.arange(total)
             if self.impute_strategy == "previous":
                 source = np.maximum.accumulate(np.where(observed, positions, -1)) if total else positions
-                carried = ~observed & (source >= offsets[bin_ep])
+                carried = ~observed & (source >= episode_bounds[0])
             elif self.impute_strategy == "next":
                 masked = np.where(observed, positions, total)
                 source = np.minimum.accumulate(masked[::-1])[::-1] if total else positions
-                carried = ~observed & (source < offsets[bin_ep + 1])
+                carried = ~observed & (source < episode_bounds[1])
             else:
                 source, carried = positions, np.zeros(total, dtype=bool)
             filled[carried] = value[source[carried]]
             value, write = filled, np.ones(total, dtype=bool)
 
-        begin = CHANNEL_BEGIN[c]
-        bins = np.flatnonzero(write)
-        if categorical:
-            out[bins, begin + value[bins].astype(np.int64)] = 1.0
+        begin = self.layout.begin[c]
+        if write.all():
+            if categorical:
+                out[np.arange(total), begin + value.astype(np.int64)] = 1.0
+            else:
+                out[:, begin] = value
         else:
-            out[bins, begin] = value[bins]
-        if self.store_masks:
-            out[:, NUM_VALUE_COLUMNS + c] = observed
+            bins = np.flatnonzero(write)
+            if categorical:
+                out[bins, begin + value[bins].astype(np.int64)] = 1.0
+            else:
+                out[bins, begin] = value[bins]
+        return observed

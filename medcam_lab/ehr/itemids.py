@@ -93,3 +93,30 @@ LAB_ITEMIDS: frozenset[int] = frozenset(r.itemid for r in ITEMID_TABLE if r.tabl
 
 UNMAPPED_CHANNELS: tuple[str, ...] = ("Capillary refill rate", "Glascow coma scale total")
 """Channels without any MIMIC-IV item in medfuse mode (always imputed, mask 0)."""
+
+
+CLEAN_EXTRA_ITEMS: tuple[ItemId, ...] = (
+    ItemId(223951, "Capillary refill rate", "chartevents", "right side (switch capillary_refill_items)"),
+    ItemId(224308, "Capillary refill rate", "chartevents", "left side (switch capillary_refill_items)"),
+)
+"""MIMIC-IV capillary refill items the reference does not map (added in ``clean`` mode)."""
+
+NON_BLOOD_LAB_ITEMS: frozenset[int] = frozenset({51478, 51491, 51094, 50831})
+"""Urine / other-fluid lab items that the reference maps onto blood Glucose and pH (removed in ``clean``)."""
+
+
+def itemid_map(capillary_refill_items: bool = False, blood_only_labs: bool = False) -> dict[int, str]:
+    """Item id -> channel for a combination of the item switches (both False = the reference map).
+
+    Examples:
+        >>> 51478 in itemid_map(), 51478 in itemid_map(blood_only_labs=True)
+        (True, False)
+    """
+    rows = list(ITEMID_TABLE) + (list(CLEAN_EXTRA_ITEMS) if capillary_refill_items else [])
+    return {r.itemid: r.variable for r in rows if not (blood_only_labs and r.itemid in NON_BLOOD_LAB_ITEMS)}
+
+
+def itemids_of_table(mapping: dict[int, str], table: str) -> frozenset[int]:
+    """The item ids of ``mapping`` that live in ``table`` (``"chartevents"`` or ``"labevents"``)."""
+    where = {r.itemid: r.table for r in (*ITEMID_TABLE, *CLEAN_EXTRA_ITEMS)}
+    return frozenset(i for i in mapping if where[i] == table)

@@ -50,35 +50,64 @@ class Normalizer:
                 f"mean {self.mean.shape}, std {self.std.shape} and {len(self.columns)} columns disagree"
             )
         self.continuous_indices = [i for i, name in enumerate(self.columns) if "->" not in name]
+        self.unfitted: list[str] = []
+        """Columns with fewer than 2 values at fit time (mean 0, std 1)."""
+        self.observed_only = False
+        """Whether the continuous statistics were fitted on observed bins only."""
 
     @classmethod
-    def fit(cls, episodes: Iterable[np.ndarray], columns: Sequence[str]) -> Normalizer:
+    def fit(cls, episodes: Iterable[np.ndarray], columns: Sequence[str], observed_only: bool = False) -> Normalizer:
         """Pool every bin of every episode and compute per-column mean and std.
 
         Args:
             episodes: Discretized episodes (the same settings and ``end`` as at use time).
             columns: Their column names.
+            observed_only: ``clean`` mode (switch ``normalizer_observed_only``): a continuous column's
+                statistics use only the bins where its ``mask-><channel>`` column is 1, so imputed
+                values do not pull the mean toward the normal value nor shrink the std. A continuous
+                column observed in fewer than 2 bins gets mean 0 and std 1 and is listed in
+                :attr:`unfitted`. Needs the mask columns.
 
         Shape:
             each episode: (T_i, F) with F == len(columns).
         """
         width = len(columns)
+        names = [str(c) for c in columns]
+        weight_of: dict[int, int] = {}
+        if observed_only:
+            for i, name in enumerate(names):
+                if "->" not in name:
+                    if f"mask->{name}" not in names:
+                        raise ValueError(f"observed_only needs the column 'mask->{name}'")
+                    weight_of[i] = names.index(f"mask->{name}")
+        weighted = np.array(sorted(weight_of), dtype=np.int64)
+        mask_cols = np.array([weight_of[i] for i in weighted], dtype=np.int64)
         total = np.zeros(width)
         total_sq = np.zeros(width)
-        count = 0
+        count = np.zeros(width)
         for values in episodes:
             x = np.asarray(values, dtype=np.float64)
             if x.ndim != 2 or x.shape[1] != width:
                 raise ValueError(f"episode of shape {x.shape} does not have {width} columns")
-            total += x.sum(axis=0)
-            total_sq += (x * x).sum(axis=0)
-            count += x.shape[0]
-        if count < 2:
-            raise ValueError(f"need at least 2 bins to fit a normalizer, got {count}")
-        mean = total / count
-        radicand = (total_sq - 2.0 * total * mean + count * mean * mean) / (count - 1)
+            w = np.ones_like(x)
+            if weighted.size:
+                w[:, weighted] = x[:, mask_cols] > 0
+            total += (w * x).sum(axis=0)
+            total_sq += (w * x * x).sum(axis=0)
+            count += w.sum(axis=0)
+        if count.max(initial=0) < 2:
+            raise ValueError(f"need at least 2 bins to fit a normalizer, got {int(count.max(initial=0))}")
+        unfitted = [names[i] for i in range(width) if count[i] < 2]
+        safe = np.maximum(count, 2)
+        mean = total / safe
+        radicand = (total_sq - 2.0 * total * mean + safe * mean * mean) / (safe - 1)
         std = np.maximum(np.sqrt(np.maximum(radicand, 0.0)), STD_FLOOR)
-        return cls(mean, std, columns)
+        low = count < 2
+        mean[low], std[low] = 0.0, 1.0
+        norm = cls(mean, std, columns)
+        norm.unfitted = unfitted
+        norm.observed_only = observed_only
+        return norm
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """Standardize the continuous columns of ``values`` (a new array; the input is not changed).
@@ -96,12 +125,18 @@ class Normalizer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state: ``{"columns", "mean", "std"}``."""
-        return {"columns": list(self.columns), "mean": self.mean.tolist(), "std": self.std.tolist()}
+        return {
+            "columns": list(self.columns), "mean": self.mean.tolist(), "std": self.std.tolist(),
+            "observed_only": self.observed_only, "unfitted": list(self.unfitted),
+        }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Normalizer:
         """Rebuild from :meth:`to_dict` output."""
-        return cls(state["mean"], state["std"], state["columns"])
+        norm = cls(state["mean"], state["std"], state["columns"])
+        norm.observed_only = bool(state.get("observed_only", False))
+        norm.unfitted = list(state.get("unfitted", []))
+        return norm
 
     def save(self, path: str | Path) -> None:
         """Write the state as JSON to ``path``."""

@@ -6,6 +6,9 @@ the same ``(by, charttime)``, the reference sorts the events by ``(charttime, va
 keeps the last one: for the variables it cleans into floats (:data:`CLEANED_VARIABLES`) that is the
 **numeric maximum**, for the raw-string variables (heart rate, respiratory rate, mean BP, GCS) the
 **string-order maximum** (so ``"86"`` beats ``"100"``).
+
+With ``compat="clean"`` every continuous channel keeps its numeric maximum and a categorical channel
+its highest canonical category (the best score; ``ET/Trach`` after the scored verbal responses).
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from medcam_lab.ehr.channels import CHANNELS
+from medcam_lab.ehr.channels import CHANNELS, CLEAN_POSSIBLE_VALUES, IS_CATEGORICAL
 from medcam_lab.ehr.cleaning import CLEANED_VARIABLES
 
 
-def events_to_wide(events: pd.DataFrame, by: str = "stay_id") -> pd.DataFrame:
+def events_to_wide(events: pd.DataFrame, by: str = "stay_id", compat: str = "medfuse") -> pd.DataFrame:
     """Pivot cleaned events into one row per ``(by, charttime)`` with the 17 channel columns.
 
     Args:
         events: Cleaned events with columns ``[by, "charttime", "variable", "clean_value"]``
             (``charttime`` datetime64, ``clean_value`` strings; NaN or ``""`` values are ignored).
         by: Episode key column (e.g. ``stay_id``).
+        compat: ``"medfuse"`` (the reference's survivor rule) or ``"clean"`` (see module doc).
 
     Returns:
         Columns ``[by, "charttime"] + CHANNELS`` (channel cells are strings, ``""`` = not measured),
@@ -56,12 +60,27 @@ def events_to_wide(events: pd.DataFrame, by: str = "stay_id") -> pd.DataFrame:
     rank = np.empty(len(uniques), dtype=np.float64)
     rank[np.argsort(uniques, kind="stable")] = np.arange(len(uniques))
     as_float = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=float)
-    numeric = np.isin(channel, [channel_of[v] for v in CLEANED_VARIABLES])
+    if compat == "clean":
+        numeric_names = [v for v in CHANNELS if not IS_CATEGORICAL[v]]
+        rank_in = {v: {c: float(i) for i, c in enumerate(CLEAN_POSSIBLE_VALUES[v])} for v in CLEAN_POSSIBLE_VALUES}
+        categorical = ~np.isin(channel, [channel_of[v] for v in numeric_names])
+        cat_rows = np.flatnonzero(categorical)
+        names = np.asarray(CHANNELS, dtype=object)[channel[cat_rows]]
+        cat_rank = [rank_in[n].get(v, np.nan) for n, v in zip(names, uniques[val_codes[cat_rows]], strict=True)]
+        rank = rank[val_codes].copy()
+        rank[cat_rows] = cat_rank
+        val_rank = rank
+    elif compat == "medfuse":
+        numeric_names = list(CLEANED_VARIABLES)
+        val_rank = rank[val_codes]
+    else:
+        raise ValueError(f"unknown compat {compat!r}")
+    numeric = np.isin(channel, [channel_of[v] for v in numeric_names])
     bad = numeric & np.isnan(as_float[val_codes]) & (uniques[val_codes] != "")
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise ValueError(f"events_to_wide: {events['variable'].iloc[k]!r} value {text[k]!r} is not a number")
-    key = np.where(numeric, as_float[val_codes], rank[val_codes])
+    key = np.where(numeric, as_float[val_codes], val_rank)
 
     by_codes, by_uniques = pd.factorize(events[by], sort=True)
     time_codes, time_uniques = pd.factorize(events["charttime"], sort=True)
