@@ -23,6 +23,7 @@ valid as test, U-zeros, frontal AP/PA). Anything that cannot run is a row that s
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
@@ -133,7 +134,11 @@ def locate_data(cfg: ReproduceConfig, out: Path) -> tuple[dict[str, tuple[str, s
     for name in ("vindr", "chexpert"):
         raw = root / name
         if (raw / "dataset.json").is_file():  # already a `medcam-lab prepare-images` directory
-            found[name] = (str(raw), "images")
+            kind = json.loads((raw / "dataset.json").read_text()).get("dataset")
+            if kind == name:
+                found[name] = (str(raw), "images")
+            else:
+                skipped[name] = f"{raw / 'dataset.json'} says dataset {kind!r}, not {name!r}"
         elif not raw.is_dir():
             skipped[name] = f"{raw} absent"
         elif cfg.datasets and name not in cfg.datasets:

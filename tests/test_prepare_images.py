@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixtures_xray import make_chexpert_root, make_vindr_root
+from PIL import Image
 
 from medcam_lab.cli import main
 from medcam_lab.config import FinetuneConfig
@@ -111,3 +112,34 @@ def test_finetune_reads_prepared_images(vindr, tmp_path):
     assert splits.id_column == "image_id" and len(splits.pathologies) == 14
     predictions = pd.read_parquet(finetune(cfg))
     assert len(predictions) == 4 and "score:Cardiomegaly" in predictions.columns
+
+
+def test_nih_matches_prepare_nih_benchx(tmp_path):
+    """The generic path and the NIH-specific preparation agree on ids, splits, patients and labels."""
+    from medcam_lab.data.nih import NIH_LABELS, load_nih, prepare_nih
+    from medcam_lab.datasets import read_split_ids
+
+    root = tmp_path / "nih"
+    (root / "images_001" / "images").mkdir(parents=True)
+    rows = ["Image Index,Finding Labels,Patient ID,View Position"]
+    findings = ["Mass|Nodule", "No Finding", "Hernia", "Effusion|Mass", "Atelectasis", "No Finding"]
+    ids = [*read_split_ids("benchx_nih_train")[:2], *read_split_ids("benchx_nih_val")[:2],
+           *read_split_ids("benchx_nih_test")[:2]]
+    for i, (image_id, finding) in enumerate(zip(ids, findings)):
+        rows.append(f"{image_id},{finding},{int(image_id[:8])},PA")
+        Image.fromarray(np.full((20, 24), 30 * i, dtype=np.uint8)).save(root / "images_001" / "images" / image_id)
+    rows.append("00000000_000.png,No Finding,0,PA")  # in no BenchX list
+    (root / "Data_Entry_2017_v2020.csv").write_text("\n".join(rows) + "\n")
+    report = prepare_image_dataset("nih", root, tmp_path / "generic", 16)
+    assert report["skipped"] == {"not in any split list": {"count": 1, "ids": ["00000000_000.png"]}}
+    images, table, names = load_prepared_images(tmp_path / "generic")
+    assert names == tuple(NIH_LABELS)
+    prepare_nih(root, tmp_path / "specific", 16, split="benchx")
+    ref_images, ref_table = load_nih(tmp_path / "specific")
+    row_of = {image_id: i for i, image_id in enumerate(ref_table["Image Index"])}
+    rows = [row_of[i] for i in table["image_id"]]
+    ref = ref_table.iloc[rows]
+    np.testing.assert_array_equal(table[list(names)].to_numpy(), ref[list(NIH_LABELS)].to_numpy())
+    assert list(table["split"]) == list(ref["split"])
+    assert list(table["patient_id"]) == list(ref["Patient ID"].astype(str))
+    np.testing.assert_array_equal(images, np.asarray(ref_images)[rows])
