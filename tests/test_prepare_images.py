@@ -143,3 +143,16 @@ def test_nih_matches_prepare_nih_benchx(tmp_path):
     assert list(table["split"]) == list(ref["split"])
     assert list(table["patient_id"]) == list(ref["Patient ID"].astype(str))
     np.testing.assert_array_equal(images, np.asarray(ref_images)[rows])
+
+
+def test_reproduce_uses_a_prepared_folder_and_checks_its_dataset(vindr, tmp_path):
+    from medcam_lab.config import ReproduceConfig
+    from medcam_lab.reproduce import locate_data
+
+    _, prepared, _ = vindr
+    (tmp_path / "vindr").symlink_to(prepared, target_is_directory=True)
+    (tmp_path / "chexpert").symlink_to(prepared, target_is_directory=True)  # a VinDr folder under the wrong name
+    found, skipped = locate_data(ReproduceConfig(data_root=str(tmp_path)), tmp_path / "out")
+    assert found["vindr"] == (str(tmp_path / "vindr"), "images")
+    assert "says dataset 'vindr', not 'chexpert'" in skipped["chexpert"]
+    assert "absent" in skipped["nih"] and "mimic" in skipped
