@@ -23,6 +23,7 @@ from medcam_lab.config import (
     EvaluateConfig,
     FinetuneConfig,
     PrepareConfig,
+    PrepareImagesConfig,
     PretrainConfig,
     ReproduceConfig,
     config_from_dict,
@@ -117,6 +118,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     results = run_reproduce(_config(ReproduceConfig, args))
     print(open(results["report_path"]).read())
 
+def _cmd_prepare_images(args: argparse.Namespace) -> None:
+    from medcam_lab.datasets.prepared import prepare_images
+
+    report = prepare_images(_config(PrepareImagesConfig, args))
+    skipped = {reason: entry["count"] for reason, entry in report["skipped"].items()}
+    print(f"{report['dataset']}: {report['images']} images {report['per_split']}; left out: {skipped or 'none'}")
+
+
 def _cmd_batch(args: argparse.Namespace) -> None:
     from medcam_lab.batch import BatchError, run_batch
 
@@ -171,6 +180,8 @@ COMMANDS: dict[str, tuple[str, type | None, tuple[str, ...], Callable[[argparse.
     "evaluate": ("macro/per-label AUROC and AUPRC with bootstrap CIs", EvaluateConfig, ("predictions",),
                  _cmd_evaluate),
     "demo": ("the whole pipeline on a generated MIMIC-shaped cohort (CPU, minutes)", DemoConfig, (), _cmd_demo),
+    "prepare-images": ("NIH / VinDr-CXR / CheXpert raw root → image cache + label table for finetune "
+                       "--dataset images", PrepareImagesConfig, ("dataset", "root", "out"), _cmd_prepare_images),
     "reproduce": ("the paper's Tables 2-4 and ablations (every row the data allow) with 95% CIs", ReproduceConfig,
                   (), _cmd_reproduce),
 }

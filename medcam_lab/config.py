@@ -145,7 +145,8 @@ class AlignConfig:
 class FinetuneConfig:
     """Image-only fine-tuning with a linear head and BCE (``spec/method.md`` §5).
 
-    ``dataset`` is ``cohort`` (a prepared MIMIC cohort directory) or ``nih`` (a prepared NIH directory).
+    ``dataset`` is ``cohort`` (a prepared MIMIC cohort directory), ``nih`` (a prepared NIH directory) or
+    ``images`` (a ``medcam-lab prepare-images`` directory: NIH, CheXpert or VinDr-CXR).
     Validation starts at epoch ``eval_start`` and repeats every ``eval_every`` epochs (BenchX: 10 and 5);
     ``patience`` counts evaluations without improvement.
     The learning-rate grid's winner is chosen on validation macro-AUROC; test is touched once.
@@ -392,3 +393,26 @@ class ReproduceConfig:
     n_resamples: int = 1000
     seed: int = 0
     device: str = "auto"
+
+
+@dataclass(frozen=True)
+class PrepareImagesConfig:
+    """``medcam-lab prepare-images``: a dataset class's train/val/test → image cache + label table.
+
+    Attributes:
+        dataset: ``nih``, ``vindr`` or ``chexpert`` (the dataset classes of ``medcam_lab.datasets``).
+        root: the dataset's raw root; out: the directory to write (read by ``finetune --dataset images``).
+        image_size: side of the cached square images.
+        uncertain, blank, frontal_only: CheXpert label policies (``zeros``/``ones``/``ignore``; ``zeros``/
+            ``ignore``; frontal AP/PA only). merge: VinDr-CXR radiologist rule (``union``/``majority``/``all``).
+    """
+
+    dataset: str = "nih"
+    root: str = ""
+    out: str = ""
+    image_size: int = 256
+    uncertain: str = "zeros"
+    blank: str = "zeros"
+    frontal_only: bool = True
+    merge: str = "union"
+    num_threads: int = 2

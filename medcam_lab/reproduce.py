@@ -15,12 +15,15 @@ Rows (``MODELS``):
   ``--weights``).
 
 Datasets: ``mimic`` (a prepared cohort), ``nih`` (prepared, or raw → prepared here with the BenchX split),
-``vindr``, ``chexpert``. Anything that cannot run is a row that says why. Outputs under ``out``:
+``vindr`` and ``chexpert`` (a ``prepare-images`` directory, or the raw root → prepared here through the dataset
+classes: VinDr BenchX split, union of radiologists; CheXpert official train, official test as val, official
+valid as test, U-zeros, frontal AP/PA). Anything that cannot run is a row that says why. Outputs under ``out``:
 ``tables/*.{md,csv,json}``, ``report.md``, ``results.json`` (numbers), one folder per model and dataset.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
@@ -102,6 +105,7 @@ def parse_weights(entries: tuple[str, ...]) -> dict[str, str]:
 def locate_data(cfg: ReproduceConfig, out: Path) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """Which datasets can run: {name: (prepared path, finetune dataset kind)} and {name: reason skipped}."""
     from medcam_lab.data.nih import find_entry_table, prepare_nih
+    from medcam_lab.datasets.prepared import prepare_image_dataset
 
     root = Path(cfg.data_root)
     found: dict[str, tuple[str, str]] = {}
@@ -128,11 +132,26 @@ def locate_data(cfg: ReproduceConfig, out: Path) -> tuple[dict[str, tuple[str, s
     else:
         skipped["nih"] = f"{nih} absent"
     for name in ("vindr", "chexpert"):
-        if (root / name).is_dir():
-            skipped[name] = (f"{root / name} found, but fine-tuning reads prepared caches of the MIMIC cohort and "
-                             "NIH only; its labels load with medcam_lab.datasets.load_labels")
+        raw = root / name
+        if (raw / "dataset.json").is_file():  # already a `medcam-lab prepare-images` directory
+            kind = json.loads((raw / "dataset.json").read_text()).get("dataset")
+            if kind == name:
+                found[name] = (str(raw), "images")
+            else:
+                skipped[name] = f"{raw / 'dataset.json'} says dataset {kind!r}, not {name!r}"
+        elif not raw.is_dir():
+            skipped[name] = f"{raw} absent"
+        elif cfg.datasets and name not in cfg.datasets:
+            skipped[name] = "not requested (--datasets)"
         else:
-            skipped[name] = f"{root / name} absent"
+            prepared = out / "data" / name
+            try:
+                if not (prepared / "dataset.json").is_file():
+                    prepare_image_dataset(name, raw, prepared, int(round(cfg.image_size * 256 / 224)))
+            except (FileNotFoundError, ValueError) as err:
+                skipped[name] = f"{raw} cannot be prepared: {err}"
+            else:
+                found[name] = (str(prepared), "images")
     if cfg.datasets:
         unknown = sorted(set(cfg.datasets) - set(DATASETS))
         if unknown:

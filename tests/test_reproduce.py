@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures_xray import make_chexpert_root, make_vindr_root
 from sklearn.metrics import roc_auc_score
 
 from medcam_lab.cli import main
@@ -23,7 +24,7 @@ def reproduced(tiny_raw, tiny_cohort, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data_root")
     (root / "cohort").symlink_to(tiny_cohort, target_is_directory=True)
     prepare_nih(tiny_raw / "nih", root / "nih", 36, seed=0)
-    (root / "vindr").mkdir()  # present but not fine-tunable: must be reported, not silently dropped
+    (root / "vindr").mkdir()  # present but without label files: must be reported, not silently dropped
     out = root / "out"
     argv = ["reproduce", "--suite", "paper", "--data-root", str(root), "--out", str(out), "--encoder", "resnet_small",
             "--image-size", "32", "--align-epochs", "1", "--pretrain-epochs", "1", "--finetune-epochs", "1",
@@ -66,6 +67,45 @@ def test_every_table_in_three_formats(reproduced):
     assert table3["MedCAM"][2] == "0.847 ± 0.004"
     report = (reproduced / "report.md").read_text()
     assert "`vindr`: " in report and "`chexpert`: " in report and "absent" in report
+    assert "cannot be prepared" in report and "annotations_train.csv" in report
+
+
+@pytest.fixture(scope="module")
+def reproduced_ood(tmp_path_factory) -> Path:
+    pytest.importorskip("pydicom")
+    root = tmp_path_factory.mktemp("ood_root")
+    make_vindr_root(root / "vindr")
+    make_chexpert_root(root / "chexpert")
+    out = root / "out"
+    argv = ["reproduce", "--data-root", str(root), "--out", str(out), "--models", "supervised_resnet",
+            "--encoder", "resnet_small", "--image-size", "16", "--finetune-epochs", "2", "--lr-grid", "0.001",
+            "--batch-size", "8", "--n-resamples", "30", "--device", "cpu"]
+    assert main(argv) == 0
+    return out
+
+
+def test_vindr_and_chexpert_fill_table3(reproduced_ood):
+    results = json.loads((reproduced_ood / "results.json").read_text())
+    assert set(results["skipped_datasets"]) == {"mimic", "nih"}
+    rows = _csv(reproduced_ood / "tables" / "table3_out_of_distribution.csv")
+    row = {r[0]: r for r in rows[1:]}["Supervised ResNet (random init)"]
+    header = rows[0]
+    for ds, n_test in (("vindr", 4), ("chexpert", 4)):
+        run = results["runs"]["supervised_resnet"][ds]
+        frame = pd.read_parquet(run["predictions"])
+        assert len(frame) == n_test
+        aucs = []
+        for col in (c for c in frame.columns if c.startswith("true:")):
+            y, s = frame[col].to_numpy(), frame["score:" + col[5:]].to_numpy()
+            known = ~np.isnan(y)
+            if len(np.unique(y[known])) == 2:
+                aucs.append(roc_auc_score(y[known], s[known]))
+        point = run["metrics"]["auroc"]["point"]
+        assert point == pytest.approx(np.mean(aucs), abs=1e-9)
+        assert row[header.index(f"{ds} AUROC [95% CI]")].startswith(f"{point:.3f} [")
+        prepared = reproduced_ood / "data" / ds
+        assert json.loads((prepared / "report.json").read_text())["per_split"]["test"] == n_test
+    assert row[header.index("nih AUROC [95% CI]")] == "not run (dataset: see report)"
 
 
 def test_numbers_match_scikit_learn_and_differences(reproduced):

@@ -9,6 +9,7 @@ and a crop. Unreadable or missing files are reported (path and reason) and left 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,19 +39,41 @@ def load_and_resize(path: str | os.PathLike[str], size: int) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
 
 
-def _try_load(path: Path, size: int) -> tuple[np.ndarray | None, str | None]:
+def resize_array(image: np.ndarray, size: int) -> np.ndarray:
+    """The resize + center-crop of :func:`load_and_resize` on an image already decoded to (H, W) uint8.
+
+    Shape:
+        image: (H, W) uint8; returns (size, size) uint8.
+    """
+    with Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)) as img:
+        w, h = img.size
+        scale = size / min(w, h)
+        new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        left, top = (new_w - size) // 2, (new_h - size) // 2
+        return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def _try_load(path: Path, size: int, decode: Callable[[Path], np.ndarray] | None = None
+              ) -> tuple[np.ndarray | None, str | None]:
     if not path.exists():
         return None, "file missing"
     try:
+        if decode is not None:
+            return resize_array(decode(path), size), None
         return load_and_resize(path, size), None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         return None, f"unreadable image: {type(exc).__name__}: {exc}"
 
 
 def build_image_cache(
-    paths: list[Path], out_dir: str | os.PathLike[str], size: int, num_threads: int = 2, desc: str = "image cache"
+    paths: list[Path], out_dir: str | os.PathLike[str], size: int, num_threads: int = 2, desc: str = "image cache",
+    decode: Callable[[Path], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, str]]]:
     """Decode ``paths`` into ``out_dir/images_uint8.npy``.
+
+    ``decode`` (optional): a reader path → (H, W) uint8 used instead of PIL (e.g. the DICOM recipe of
+    :mod:`medcam_lab.datasets.dicom`); a ``ValueError``/``OSError`` it raises is a reported failure.
 
     Returns:
         ok: boolean mask over ``paths`` (True = cached); row i of the cache is the i-th True entry.
@@ -61,7 +84,7 @@ def build_image_cache(
     images: list[np.ndarray | None] = [None] * len(paths)
     failures: list[dict[str, str]] = []
     with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-        results = pool.map(lambda p: _try_load(p, size), paths)
+        results = pool.map(lambda p: _try_load(p, size, decode), paths)
         for i, (img, reason) in enumerate(tqdm(results, total=len(paths), desc=desc, mininterval=1.0)):
             if reason is not None:
                 failures.append({"path": str(paths[i]), "reason": reason})

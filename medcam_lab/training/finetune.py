@@ -70,7 +70,8 @@ class Splits:
 
 
 def load_splits(cfg: FinetuneConfig) -> Splits:
-    """The three splits of a prepared MIMIC cohort (``dataset="cohort"``) or a prepared NIH set (``"nih"``)."""
+    """The three splits of a prepared MIMIC cohort (``dataset="cohort"``), a prepared NIH set (``"nih"``) or
+    a ``medcam-lab prepare-images`` directory of any dataset class (``"images"``)."""
     if cfg.dataset == "cohort":
         cohort = load_cohort(cfg.data)
         images, labels, meta, names, id_col = cohort.images, cohort.labels, cohort.pairs, cohort.pathologies, "dicom_id"
@@ -80,8 +81,15 @@ def load_splits(cfg: FinetuneConfig) -> Splits:
         names, id_col = NIH_LABELS, "Image Index"
         labels = meta[list(names)].to_numpy(dtype=np.float32)
         split = meta["split"].to_numpy()
+    elif cfg.dataset == "images":
+        from medcam_lab.datasets.prepared import load_prepared_images
+
+        images, meta, names = load_prepared_images(cfg.data)
+        id_col = "image_id"
+        labels = meta[list(names)].to_numpy(dtype=np.float32)
+        split = meta["split"].to_numpy()
     else:
-        raise ValueError(f"dataset must be 'cohort' or 'nih', got {cfg.dataset!r}")
+        raise ValueError(f"dataset must be 'cohort', 'nih' or 'images', got {cfg.dataset!r}")
     parts = {}
     for name in ("train", "val", "test"):
         idx = np.flatnonzero(split == name)
