@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,8 +17,8 @@
 # # 01 · Prepare the paired cohort
 #
 # MIMIC-CXR-JPG + MIMIC-IV (or the generated demo cohort, which uses the same file layouts) → a cohort
-# directory: image–ICU-stay pairs, discretized EHR arrays (76 features every Δt hours), the image cache and
-# a report of every filtering step. The parameters are the fields of `PrepareConfig`
+# directory: image–ICU-stay pairs, discretized EHR arrays (60 or 76 features every Δt hours, by EHR mode),
+# the image cache and a report of every filtering step. The parameters are the fields of `PrepareConfig`
 # (the same as the flags of `medcam-lab prepare`). Artifacts are written into `out`, the cohort directory.
 
 # %%
@@ -33,7 +35,8 @@ _names_before = set(globals())
 mimic_cxr: str = ""  # root of MIMIC-CXR-JPG (mimic-cxr-2.0.0-*.csv.gz and files/)
 mimic_iv: str = ""  # root of MIMIC-IV (hosp/ and icu/)
 out: str = ""  # the cohort directory to write
-compat: str = "medfuse"  # EHR mode: medfuse reproduces the MedFuse/MedMod pipeline
+compat: str = "clean"  # EHR mode: clean (fixes, 60 features) or medfuse (MedFuse/MedMod exactly, 76)
+mimic_iv_version: str = "auto"  # MIMIC-IV release such as 2.2; auto reads it from the path, else the layout
 timestep: float = 2.0  # discretizer bin width Δt in hours
 window_hours: float = 48.0  # EHR window before each image
 impute_strategy: str = "previous"  # discretizer imputation

@@ -40,8 +40,16 @@ def aligner_config(align_dir: str | Path) -> AlignConfig:
     return config_from_dict(AlignConfig, json.loads(path.read_text()))
 
 
+def cohort_feature_count(cohort: str | Path) -> int:
+    """EHR features per timestep of a prepared cohort (the length of its ``ehr_columns.json``)."""
+    path = Path(cohort) / "ehr_columns.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: pass n_features, or the cohort the alignment run read")
+    return len(json.loads(path.read_text()))
+
+
 def load_aligner(
-    align_dir: str | Path, state: str = "final", n_features: int = 76, weights: str | None = None,
+    align_dir: str | Path, state: str = "final", n_features: int | None = None, weights: str | None = None,
     device: str | torch.device = "cpu",
 ) -> tuple[MedCAMAligner, AlignConfig]:
     """Rebuild an alignment run's aligner, in eval mode.
@@ -49,7 +57,8 @@ def load_aligner(
     Args:
         align_dir: output directory of ``medcam-lab align``.
         state: ``"final"`` (last checkpointed epoch) or ``"initial"`` (as training started).
-        n_features: EHR features per timestep (76).
+        n_features: EHR features per timestep; ``None`` = the length of the run's cohort
+            ``ehr_columns.json`` (76 in ``medfuse`` mode, 60 in ``clean`` mode).
         weights: image-only backbone for ``"initial"``; ``None`` = the run's ``weights``.
         device: where to put the model.
 
@@ -69,6 +78,8 @@ def load_aligner(
     if state not in STATES:
         raise ValueError(f"state must be one of {STATES}, got {state!r}")
     cfg = aligner_config(align_dir)
+    if n_features is None:
+        n_features = cohort_feature_count(cfg.cohort)
     if state == "initial":
         seed_everything(cfg.seed)  # the order of `align`: seed, then build
         model, _ = build_aligner(cfg if weights is None else _with_weights(cfg, weights), n_features)

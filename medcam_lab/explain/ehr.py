@@ -1,9 +1,10 @@
-"""EHR attributions for the image–EHR similarity, per variable × timestep, and the 76 → 17 variable map.
+"""EHR attributions for the image–EHR similarity, per variable × timestep, and the column → variable map.
 
-The discretizer writes 76 columns for 17 variables (``ehr.md``): one column per continuous variable, one
-per category of a categorical variable, and one ``mask-><variable>`` column each (1 = observed in the bin,
-0 = imputed). :func:`variable_groups` recovers which columns belong to which variable from the cohort's
-``ehr_columns.json`` names; per-variable attributions are the sum over a variable's value and mask columns.
+The discretizer writes 76 (``medfuse``) or 60 (``clean``) columns for 17 variables (``ehr.md``): one
+column per continuous variable, one per category of a categorical variable, and one ``mask-><variable>``
+column each (1 = observed in the bin, 0 = imputed). :func:`variable_groups` recovers which columns belong
+to which variable from the cohort's ``ehr_columns.json`` names; per-variable attributions are the sum over
+a variable's value and mask columns.
 
 **Decision (baseline):** zeros in the normalized space the model reads: the training mean of each
 continuous variable, no category and "not observed". Padded steps after a stay's length never reach the
@@ -87,7 +88,7 @@ def variable_matrix(raw: np.ndarray, columns: list[str], length: int) -> tuple[n
 
     Args:
         raw: the stay's discretized (not normalized) EHR.
-        columns: the 76 column names.
+        columns: the cohort's column names (``ehr_columns.json``).
         length: valid steps (``n_bins``).
 
     Returns:
