@@ -10,8 +10,12 @@ from PIL import Image
 from medcam_lab.datasets import CHEXPERT_PATHOLOGIES, read_split_ids
 
 
-def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2") -> None:
-    """A minimal uncompressed 16-bit DICOM (12 bits stored) holding ``pixels``."""
+def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
+                window: tuple[float, float] | None = None, pixel_data: bool = True) -> None:
+    """A minimal uncompressed 16-bit DICOM (12 bits stored) holding ``pixels``.
+
+    ``window`` = (center, width) adds a VOI window; ``pixel_data=False`` writes a file without pixels.
+    """
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -26,7 +30,10 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2"
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    if pixel_data:
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
 
 

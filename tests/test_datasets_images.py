@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures_xray import write_dicom
 from PIL import Image
 
 from medcam_lab.datasets import (
@@ -20,48 +21,25 @@ from medcam_lab.datasets import (
     read_split_ids,
 )
 
-pydicom = pytest.importorskip("pydicom")
-
-
-def _write_dicom(path, pixels, photometric="MONOCHROME2", window=None, pixel_data=True):
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = window
-    if pixel_data:
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
 
 def test_dicom_monochrome_and_voi_lut(tmp_path):
     ramp = np.tile(np.arange(0, 4000, 500, dtype=np.uint16), (4, 1))  # 8 columns 0..3500
-    _write_dicom(tmp_path / "m2.dcm", ramp)
-    _write_dicom(tmp_path / "m1.dcm", ramp, photometric="MONOCHROME1")
+    write_dicom(tmp_path / "m2.dcm", ramp)
+    write_dicom(tmp_path / "m1.dcm", ramp, photometric="MONOCHROME1")
     m2 = read_dicom_uint8(tmp_path / "m2.dcm", voi_lut=False)
     m1 = read_dicom_uint8(tmp_path / "m1.dcm", voi_lut=False)
     assert m2.dtype == np.uint8 and m2.shape == (4, 8)
     np.testing.assert_array_equal(m2[0], np.round(ramp[0] / 3500 * 255).astype(np.uint8))
     np.testing.assert_array_equal(m1[0], np.round((3500 - ramp[0]) / 3500 * 255).astype(np.uint8))
     # a window of centre 1000, width 1000 saturates everything at or above 1500 (DICOM linear VOI)
-    _write_dicom(tmp_path / "w.dcm", ramp, window=(1000, 1000))
+    write_dicom(tmp_path / "w.dcm", ramp, window=(1000, 1000))
     windowed = read_dicom_uint8(tmp_path / "w.dcm")
     assert (windowed[0, :2] == 0).all() and (windowed[0, 3:] == 255).all() and 120 < windowed[0, 2] < 135
 
 
 def test_unreadable_dicoms_are_reported(tmp_path):
-    _write_dicom(tmp_path / "ok.dicom", np.ones((4, 4), dtype=np.uint16) * 7)
-    _write_dicom(tmp_path / "nopix.dicom", np.ones((4, 4)), pixel_data=False)
+    write_dicom(tmp_path / "ok.dicom", np.ones((4, 4), dtype=np.uint16) * 7)
+    write_dicom(tmp_path / "nopix.dicom", np.ones((4, 4)), pixel_data=False)
     (tmp_path / "junk.dicom").write_bytes(b"not a dicom at all")
     with pytest.raises(DicomReadError, match="no pixel data"):
         read_dicom_uint8(tmp_path / "nopix.dicom")
@@ -112,9 +90,9 @@ def test_vindr_dataset_from_dicoms(tmp_path):
         lines += [f"{ids[1]},{rad},No finding,,,,", f"{ids[2]},{rad},No finding,,,,"]
     lines.append(f"{ids[0]},R1,Pleural effusion,1,1,3,3")
     (root / "annotations" / "annotations_train.csv").write_text("\n".join(lines) + "\n")
-    _write_dicom(root / "train" / f"{ids[0]}.dicom", np.arange(16, dtype=np.uint16).reshape(4, 4),
+    write_dicom(root / "train" / f"{ids[0]}.dicom", np.arange(16, dtype=np.uint16).reshape(4, 4),
                  photometric="MONOCHROME1")
-    _write_dicom(root / "train" / f"{ids[1]}.dicom", np.ones((4, 4)), pixel_data=False)
+    write_dicom(root / "train" / f"{ids[1]}.dicom", np.ones((4, 4)), pixel_data=False)
     ds = VinDrDataset(root, split="val", verify_dicoms=True)
     assert ds.skipped == {"missing file": [ids[2]], "unreadable DICOM": [ids[1]]}
     assert len(ds) == 1
