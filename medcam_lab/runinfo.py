@@ -14,7 +14,7 @@ from typing import Any
 
 from medcam_lab.config import config_to_dict
 
-_PACKAGES = ("medcam-lab", "torch", "torchvision", "numpy", "pandas", "pyarrow", "duckdb", "scikit-learn")
+_PACKAGES = ("medcam-lab", "torch", "torchvision", "numpy", "pandas", "pyarrow", "isal", "scikit-learn")
 
 
 def git_revision(path: str | os.PathLike[str] | None = None) -> str | None:
