@@ -39,7 +39,7 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, required: t
         flag = "--" + f.name.replace("_", "-")
         default = getattr(doc_defaults, f.name)
         kind = hints[f.name]
-        help_text = f"(default: {default!r})" if f.name not in required else "(required)"
+        help_text = f"(default: {default!r})".replace("%", "%%") if f.name not in required else "(required)"
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=help_text)
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="versions, kernels and widget extensions of the notebook set-up").set_defaults(
         func=_cmd_doctor)
     for name, (help_text, cls, required, func) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)  # help is %-formatted
         _add_dataclass_flags(p, cls, required)
         p.set_defaults(func=func)
     return parser

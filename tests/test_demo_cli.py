@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from medcam_lab.cli import main
 
 
@@ -28,3 +30,15 @@ def test_demo_end_to_end(tmp_path):
         assert (out / stage).exists() and (out / "align" / stage).exists()
     run_info = json.loads((out / "run_info.json").read_text())
     assert run_info["versions"]["torch"]
+
+
+def test_help_of_every_command_prints() -> None:
+    """argparse %-formats help strings: a stray percent sign breaks ``--help``."""
+    from medcam_lab.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for argv in ([], *([name] for name in commands)):
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args([*argv, "--help"])
+        assert stopped.value.code == 0, argv

@@ -35,7 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from isal import igzip_threaded
+
+from medcam_lab.data.inflate import open_gzip_threaded
 
 log = logging.getLogger("medcam_lab")
 
@@ -283,7 +284,7 @@ def stream_events(
     parts: list[pa.Table] = []
     try:
         # gzip is inflated by ISA-L in a reader thread while Arrow parses the previous blocks
-        opener = igzip_threaded.open(path, "rb", threads=1) if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+        opener = open_gzip_threaded(path) if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
         with opener as raw:
             reader = pacsv.open_csv(
                 pa.PythonFile(raw, "r"), read_options=pacsv.ReadOptions(block_size=block_size),

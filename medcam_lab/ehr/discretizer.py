@@ -33,19 +33,26 @@ is an unknown category or an unparsable number is left unmeasured and counted in
 
 Our defaults differ from the reference's: ``timestep=2.0`` and ``impute_strategy="previous"`` (the
 MedCAM setting); the reference defaults are 0.8 and ``zero``.
+
+Implementation: one pass over the long table for all episodes. Hours, spans and bins are NumPy
+operations; the per-cell work (reading numbers and categories from Arrow text buffers, "last row wins",
+imputation, writing the output) runs in the compiled kernels of :mod:`medcam_lab.ehr.kernels`, which
+reproduce Python's ``float`` bit for bit and hand every text they do not handle back to Python.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from medcam_lab.ehr.categories import canonical_index
-from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, IS_CATEGORICAL, Layout
+from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, IS_CATEGORICAL, POSSIBLE_VALUES, Layout
 
 EPS = 1e-6
 IMPUTE_STRATEGIES = ("zero", "normal_value", "previous", "next")
@@ -64,8 +71,6 @@ def _cell_text(value: Any) -> str:
 def _factorize_cells(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Codes of the distinct cells (-1 = not measured: NaN, None or ``""``) and each distinct cell's text.
 
-    Works on the distinct values only (factorizing an Arrow-backed string column stays in Arrow).
-
     Shape:
         series: (n,); returns (n,) int64 codes and u strings.
     """
@@ -80,47 +85,83 @@ def _factorize_cells(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes, texts
 
 
-def _parse_continuous(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """``(values, measured, bad, texts, codes)`` of a continuous column; ``bad`` marks unparsable text.
+@functools.lru_cache(maxsize=None)
+def _category_reader(channel: str, compat: str) -> tuple[Callable[[str], float | None], dict[str, float]]:
+    """``(read, known)`` for a categorical channel: ``read(text)`` is the category index or None (unknown);
+    ``known`` maps the texts MIMIC writes (the reference's list, and in ``clean`` mode also the canonical
+    names) to their index, for byte-for-byte matching before ``read`` is asked."""
+    layout = Layout(compat)
+    if compat == "clean":
 
-    Shape:
-        series: (n,); returns (n,) float64, (n,) bool, (n,) bool, u strings and (n,) int64 codes.
-    """
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        n = len(values)
-        return values, ~np.isnan(values), np.zeros(n, dtype=bool), [], np.full(n, -1, dtype=np.int64)
-    codes, texts = _factorize_cells(series)
-    parsed = np.empty(len(texts) + 1, dtype=np.float64)
-    unparsable = np.zeros(len(texts) + 1, dtype=bool)
-    for k, text in enumerate(texts):  # loop over distinct strings, not rows
-        try:
-            parsed[k] = float(text)
-        except ValueError:
-            parsed[k], unparsable[k] = np.nan, True
-    parsed[-1] = np.nan  # code -1: not measured
-    return parsed[codes], codes >= 0, unparsable[codes] & (codes >= 0), texts, codes
+        def read(text: str) -> float | None:
+            index = canonical_index(channel, text)
+            return None if index < 0 else float(index)
 
-
-def _parse_categorical(
-    series: pd.Series, channel: str, layout: Layout
-) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """``(category index, measured, texts, codes)`` of a categorical column; index -1 = unknown string.
-
-    ``medfuse``: exact string match against the channel's column list; ``clean``: canonical category
-    of the alias or numeric code (:func:`~medcam_lab.ehr.categories.canonical_index`).
-
-    Shape:
-        series: (n,); returns (n,) int64, (n,) bool, u strings, (n,) int64 codes.
-    """
-    codes, texts = _factorize_cells(series)
-    if layout.compat == "clean":
-        index = [canonical_index(channel, t) for t in texts]
+        spellings = [*POSSIBLE_VALUES[channel], *layout.possible_values[channel]]
     else:
-        lookup = {s: i for i, s in enumerate(layout.possible_values[channel])}
-        index = [lookup.get(t, -1) for t in texts]
-    table = np.array([*index, -1], dtype=np.int64)
-    return table[codes], codes >= 0, texts, codes
+        lookup = {text: float(i) for i, text in enumerate(layout.possible_values[channel])}
+        read, spellings = lookup.get, list(lookup)
+    known = {text: read(text) for text in spellings}
+    return read, {text: index for text, index in known.items() if index is not None}
+
+
+def _read_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _is_arrow_text(series: pd.Series) -> bool:
+    return isinstance(series.dtype, pd.StringDtype) and series.dtype.storage in ("pyarrow", "pyarrow_numpy")
+
+
+def _encode_column(
+    series: pd.Series, channel: str, layout: Layout
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], list[str]]]:
+    """``(values, status, texts_of)`` of one channel column, one entry per row.
+
+    ``values`` holds the number (continuous) or category index (categorical); ``status`` is
+    :data:`~medcam_lab.ehr.kernels.NOT_MEASURED` (NaN, None or ``""``), ``PARSED`` or ``INVALID`` (an
+    unknown category, or a text that is not a number); ``texts_of(rows)`` gives the cells' texts for
+    messages. ``medfuse``: exact string match against the channel's column list; ``clean``: canonical
+    category of the alias or numeric code (:func:`~medcam_lab.ehr.categories.canonical_index`). A numeric
+    column of a continuous channel is used as is (NaN = not measured).
+
+    An Arrow-backed text column (pandas' default string type) is read by compiled kernels straight from
+    its buffers: plain decimals and the known category spellings there, any other text by Python once
+    per distinct text. Other columns are factorized and each distinct text read once.
+
+    Shape:
+        series: (n,); returns (n,) float64, (n,) int8 and a function of row numbers.
+    """
+    from medcam_lab.ehr import kernels  # compiled on first use
+
+    categorical = IS_CATEGORICAL[channel]
+    read = _category_reader(channel, layout.compat)[0] if categorical else _read_number
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype) and not categorical:
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        status = np.where(np.isnan(values), kernels.NOT_MEASURED, kernels.PARSED).astype(np.int8)
+        return values, status, lambda rows: [repr(v) for v in values[rows]]
+    if _is_arrow_text(series):
+        cells = pa.chunked_array(pa.array(series.array)) if len(series) else pa.chunked_array([], pa.string())
+        if categorical:
+            values, status = kernels.match_known_cells(cells, _category_reader(channel, layout.compat)[1])
+        else:
+            values, status = kernels.parse_decimal_cells(cells)
+        slow = np.flatnonzero(status == kernels.NEEDS_PYTHON)
+        if slow.size:
+            results: dict[str, float | None] = {}
+            for row, text in zip(slow, cells.take(pa.array(slow)).to_pylist(), strict=True):
+                value = results[text] if text in results else results.setdefault(text, read(text))
+                values[row] = np.nan if value is None else value
+                status[row] = kernels.INVALID if value is None else kernels.PARSED
+        return values, status, lambda rows: cells.take(pa.array(rows, type=pa.int64())).to_pylist()
+    codes, texts = _factorize_cells(series)
+    read_texts = [read(text) for text in texts]  # once per distinct text, not per row
+    table = np.array([np.nan if v is None else v for v in read_texts] + [np.nan])
+    state = np.array([kernels.INVALID if v is None else kernels.PARSED for v in read_texts] + [kernels.NOT_MEASURED])
+    return table[codes], state[codes].astype(np.int8), lambda rows: [texts[k] for k in codes[rows]]
 
 
 def _normal_code(channel: str, layout: Layout) -> float:
@@ -196,7 +237,7 @@ class Discretizer:
         """
         table = frame.reset_index(drop=True)
         ends = np.array([np.nan if end is None else float(end)])
-        out = self._discretize(table, np.zeros(len(table), dtype=np.int64), [None], ends)
+        out = self._discretize(table, None, np.zeros(len(table), dtype=np.int64), [None], ends)
         return out[0], self.feature_names
 
     def transform_batch(
@@ -222,8 +263,8 @@ class Discretizer:
         codes, ids = pd.factorize(table[by])
         if (codes < 0).any():
             raise ValueError(f"transform_batch: missing episode id in column {by!r}")
-        order = np.argsort(codes, kind="stable")
-        ordered = table.iloc[order].reset_index(drop=True)
+        # rows grouped by episode; the table itself is not reordered, only the per-row arrays made from it
+        order = None if (codes[1:] >= codes[:-1]).all() else np.argsort(codes, kind="stable")
         ids_list = ids.tolist()
         if isinstance(end, Mapping):
             missing = [i for i in ids_list if i not in end]
@@ -232,31 +273,36 @@ class Discretizer:
             ends = np.array([np.nan if end[i] is None else float(end[i]) for i in ids_list])
         else:
             ends = np.full(len(ids_list), np.nan if end is None else float(end))
-        arrays = self._discretize(ordered, codes[order], ids_list, ends)
+        ep = codes if order is None else codes[order]
+        arrays = self._discretize(table.reset_index(drop=True), order, ep.astype(np.int64), ids_list, ends)
         return dict(zip(ids_list, arrays, strict=True))
 
-    # -- vectorized core -------------------------------------------------------------------------
+    # -- core: all episodes in one pass ---------------------------------------------------------
 
     def _discretize(
-        self, table: pd.DataFrame, ep: np.ndarray, ids: list[Any], ends: np.ndarray
+        self, table: pd.DataFrame, order: np.ndarray | None, ep: np.ndarray, ids: list[Any], ends: np.ndarray
     ) -> list[np.ndarray]:
-        """Discretize contiguous episodes ``0..E-1`` of ``table`` (rows already grouped by ``ep``).
+        """Discretize episodes ``0..E-1``: row ``i`` of the grouped view is row ``order[i]`` of ``table``.
 
         Shape:
-            table: (n, c); ep: (n,) sorted codes; ends: (E,) with NaN = no end; returns E arrays.
+            table: (n, c) with a default index; order: (n,) permutation or None (already grouped);
+            ep: (n,) sorted episode codes of the grouped view; ends: (E,) with NaN = no end; returns E arrays.
         """
         n_ep, ts, n = len(ids), self.timestep, len(table)
 
+        def grouped(values: np.ndarray) -> np.ndarray:
+            return values if order is None else values[order]
+
         if "Hours" not in table.columns:
             raise ValueError("missing column 'Hours'")
-        hours = pd.to_numeric(table["Hours"], errors="coerce").to_numpy(dtype=np.float64)
+        hours = grouped(pd.to_numeric(table["Hours"], errors="coerce").to_numpy(dtype=np.float64))
         starts = np.searchsorted(ep, np.arange(n_ep))
         row_in_ep = np.arange(n) - starts[ep] if n else np.zeros(0, dtype=np.int64)
 
         def fail(row: int, message: str) -> None:
             e = int(ep[row])
             prefix = "" if ids[e] is None else f"episode {ids[e]!r}: "
-            raw = table["Hours"].iloc[row]
+            raw = table["Hours"].iloc[row if order is None else int(order[row])]
             raw = raw.item() if isinstance(raw, np.generic) else raw
             raise ValueError(f"{prefix}row {int(row_in_ep[row])} (Hours {raw!r}): {message}")
 
@@ -304,101 +350,52 @@ class Discretizer:
         if bad.size:
             k = int(bad[0])
             fail(k, f"bin {int(bin_f[k])} outside [0, {int(n_bins[ep[k]])})")
-        global_bin = offsets[ep] + np.where(active, bin_f, 0).astype(np.int64)
+        row_bin = np.where(active, offsets[ep] + np.where(active, bin_f, 0).astype(np.int64), -1)
 
-        n_values = self.layout.num_value_columns
-        out = np.zeros((total, n_values + (len(CHANNELS) if self.store_masks else 0)), dtype=np.float32)
-        masks = np.zeros((total, len(CHANNELS)), dtype=bool)
-        bin_ep = np.repeat(np.arange(n_ep), n_bins)
-        episode_bounds = (offsets[bin_ep], offsets[bin_ep + 1])  # first bin and end of each bin's episode
+        from medcam_lab.ehr import kernels  # compiled on first use
+
+        n_channels, n_values = len(CHANNELS), self.layout.num_value_columns
+        # float32 like the output (same rounding); one spare last row for the rows that are not recorded
+        last_value = np.zeros((total + 1, n_channels), dtype=np.float32)
+        observed = np.zeros((total + 1, n_channels), dtype=bool)
         for c, channel in enumerate(CHANNELS):
-            masks[:, c] = self._fill_channel(out, c, channel, table, active, global_bin, episode_bounds, fail)
-        if self.store_masks:
-            out[:, n_values:] = masks
+            if channel in table.columns:
+                values, status = self._channel_values(table[channel], channel, order, active, fail)
+                kernels.record_last(status, row_bin, values, c, last_value, observed)
+        out = np.zeros((total, n_values + (n_channels if self.store_masks else 0)), dtype=np.float32)
+        normal = np.array([_normal_code(ch, self.layout) for ch in CHANNELS])
+        categorical = np.array([IS_CATEGORICAL[ch] for ch in CHANNELS])
+        begin = np.array(self.layout.begin, dtype=np.int64)
+        kernels.write_bins(last_value, observed, offsets.astype(np.int64), kernels.IMPUTE_CODES[self.impute_strategy],
+                           normal, categorical, begin, n_values if self.store_masks else -1, out)
         return [out[offsets[e] : offsets[e + 1]] for e in range(n_ep)]
 
-    def _fill_channel(
-        self,
-        out: np.ndarray,
-        c: int,
-        channel: str,
-        table: pd.DataFrame,
-        active: np.ndarray,
-        global_bin: np.ndarray,
-        episode_bounds: tuple[np.ndarray, np.ndarray],
-        fail: Any,
-    ) -> np.ndarray:
-        """Write observed and imputed values of one channel into ``out``; return its mask.
+    def _channel_values(
+        self, column: pd.Series, channel: str, order: np.ndarray | None, active: np.ndarray, fail: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Values and status of one channel's cells in grouped row order, invalid cells handled.
+
+        ``medfuse``: an unknown category or a text that is not a number in an active row raises, naming the
+        row; ``clean``: such cells are counted in :attr:`unknown_values` and treated as not measured.
 
         Shape:
-            out: (total_bins, width); active, global_bin: (n_rows,); episode_bounds: two (total_bins,);
-            returns (total_bins,) bool.
+            column: (n,) in table order; order: (n,) or None; active: (n,) grouped; returns (n,) float64
+            values and (n,) int8 status (see :func:`_encode_column`).
         """
-        total = out.shape[0]
-        categorical = IS_CATEGORICAL[channel]
-        observed = np.zeros(total, dtype=bool)
-        value = np.zeros(total, dtype=np.float64)
-        if channel in table.columns:
-            column = table[channel]
-            if categorical:
-                parsed, measured, texts, codes = _parse_categorical(column, channel, self.layout)
-                bad_rows = measured & active & (parsed < 0)
+        from medcam_lab.ehr import kernels
+
+        values, status, texts_of = _encode_column(column, channel, self.layout)
+        if order is not None:
+            values, status = values[order], status[order]
+        bad = np.flatnonzero((status == kernels.INVALID) & active)
+        if not bad.size:
+            return values, status
+        rows_in_table = bad if order is None else order[bad]
+        if self.compat == "medfuse":
+            text = texts_of(rows_in_table[:1])[0]
+            if IS_CATEGORICAL[channel]:
                 allowed = list(self.layout.possible_values[channel])
-                what = f"unknown value {{!r}} for categorical channel {channel!r} (allowed: {allowed})"
-            else:
-                parsed, measured, bad_rows, texts, codes = _parse_continuous(column)
-                bad_rows = bad_rows & active
-                what = f"value {{!r}} of channel {channel!r} is not a number"
-            bad = np.flatnonzero(bad_rows)
-            if bad.size and self.compat == "medfuse":
-                k = int(bad[0])
-                fail(k, what.format(texts[codes[k]]))
-            if bad.size:  # clean: counted, not measured
-                for code, n in zip(*np.unique(codes[bad], return_counts=True), strict=True):
-                    self.unknown_values[(channel, texts[code])] += int(n)
-                measured = measured & ~bad_rows
-            rows = np.flatnonzero(measured & active)
-            if rows.size:
-                # rows are grouped by episode with non-decreasing hours, so global bins are non-decreasing:
-                # the last row of each bin is the one whose successor lies in another bin
-                bins_of_rows = global_bin[rows]
-                if (bins_of_rows[1:] < bins_of_rows[:-1]).any():  # hours decreasing by < eps at a boundary
-                    uniq, first_rev = np.unique(bins_of_rows[::-1], return_index=True)
-                    last_rows = rows[::-1][first_rev]
-                else:
-                    last = np.ones(rows.size, dtype=bool)
-                    last[:-1] = bins_of_rows[1:] != bins_of_rows[:-1]
-                    uniq, last_rows = bins_of_rows[last], rows[last]
-                observed[uniq] = True
-                value[uniq] = parsed[last_rows]
-
-        write = observed.copy()
-        if self.impute_strategy != "zero":
-            normal = _normal_code(channel, self.layout)
-            filled = np.where(observed, value, normal)
-            positions = np.arange(total)
-            if self.impute_strategy == "previous":
-                source = np.maximum.accumulate(np.where(observed, positions, -1)) if total else positions
-                carried = ~observed & (source >= episode_bounds[0])
-            elif self.impute_strategy == "next":
-                masked = np.where(observed, positions, total)
-                source = np.minimum.accumulate(masked[::-1])[::-1] if total else positions
-                carried = ~observed & (source < episode_bounds[1])
-            else:
-                source, carried = positions, np.zeros(total, dtype=bool)
-            filled[carried] = value[source[carried]]
-            value, write = filled, np.ones(total, dtype=bool)
-
-        begin = self.layout.begin[c]
-        if write.all():
-            if categorical:
-                out[np.arange(total), begin + value.astype(np.int64)] = 1.0
-            else:
-                out[:, begin] = value
-        else:
-            bins = np.flatnonzero(write)
-            if categorical:
-                out[bins, begin + value[bins].astype(np.int64)] = 1.0
-            else:
-                out[bins, begin] = value[bins]
-        return observed
+                fail(int(bad[0]), f"unknown value {text!r} for categorical channel {channel!r} (allowed: {allowed})")
+            fail(int(bad[0]), f"value {text!r} of channel {channel!r} is not a number")
+        self.unknown_values.update((channel, text) for text in texts_of(rows_in_table))
+        return values, status
