@@ -279,6 +279,7 @@ def stream_events(
     item_set = pa.array(sorted(int(i) for i in itemids), type=pa.int64())
     id_set = None if keep_ids is None else pa.array(np.unique(keep_ids.dropna().astype("int64")), type=pa.int64())
 
+    pool = _streaming_pool()
     counts = StreamCounts(source)
     start = last = time.perf_counter()
     parts: list[pa.Table] = []
@@ -288,7 +289,7 @@ def stream_events(
         with opener as raw:
             reader = pacsv.open_csv(
                 pa.PythonFile(raw, "r"), read_options=pacsv.ReadOptions(block_size=block_size),
-                convert_options=convert,
+                convert_options=convert, memory_pool=pool,
             )
             for batch in reader:
                 counts.rows_read += batch.num_rows
@@ -303,7 +304,7 @@ def stream_events(
                 counts.rows_other_ids += n_item - n_keep
                 counts.rows_matched += n_keep
                 if n_keep:
-                    parts.append(pa.Table.from_batches([batch]).filter(keep))
+                    parts.append(pc.filter(pa.Table.from_batches([batch]), keep, memory_pool=pool))
                 now = time.perf_counter()
                 if now - last >= progress_seconds:
                     _progress(source, counts, start)
@@ -335,6 +336,20 @@ def stream_events(
     columns["source"] = _constant_text(source, table.num_rows)
     events = pd.DataFrame(columns, copy=False)  # the arrays above are the frame's own: no second copy
     return events, counts
+
+
+def _streaming_pool() -> pa.MemoryPool:
+    """The Arrow memory pool for the per-block buffers of a stream: jemalloc where pyarrow has it, else the
+    system allocator.
+
+    Both reuse the memory of freed blocks; Arrow's default pool (mimalloc) hands it back to the OS and
+    faults it in again for every block, which costs a 20-million-row read about 1.5 s of system time
+    (7.0 s vs 5.4 s wall, ``benchmarks/RESULTS.md``). The choice affects speed only, never the values read.
+    """
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # pyarrow built without jemalloc (e.g. Windows wheels)
+        return pa.system_memory_pool()
 
 
 def _constant_text(text: str, n: int) -> pd.Series:
