@@ -205,7 +205,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--episodes", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=2, help="extraction runs of each method (medians reported)")
+    parser.add_argument("--rounds", type=int, default=3, help="extraction runs of each method (medians reported)")
+    parser.add_argument("--settle-seconds", type=float, default=10.0, help="pause before each extraction run")
     parser.add_argument("--workdir", default="/tmp/medcam_bench_ehr")
     parser.add_argument("--part", choices=["all", "extraction", "discretization"], default="all")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
@@ -226,6 +227,7 @@ def main() -> None:
         runs: dict[str, list[dict]] = {"medcam_lab": [], "csv_module": []}
         for round_ in range(args.rounds):  # alternate which side goes first
             for method in (("medcam_lab", "csv_module") if round_ % 2 == 0 else ("csv_module", "medcam_lab")):
+                time.sleep(args.settle_seconds)  # let the machine settle after the previous child (9 GB freed)
                 runs[method].append(run_child(path, method))
         for r in (*runs["medcam_lab"], *runs["csv_module"]):
             assert r["rows_read"] == args.rows and r["rows_kept"] == runs["csv_module"][0]["rows_kept"], r

@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,32 +285,36 @@ def stream_events(
     counts = StreamCounts(source)
     start = last = time.perf_counter()
     parts: list[pa.Table] = []
+
+    def collect(result: tuple[int, int, int, pa.Table | None]) -> None:
+        n_rows, n_item, n_keep, kept = result
+        counts.rows_other_items += n_rows - n_item
+        counts.rows_other_ids += n_item - n_keep
+        counts.rows_matched += n_keep
+        if kept is not None:
+            parts.append(kept)
+
     try:
-        # gzip is inflated by ISA-L in a reader thread while Arrow parses the previous blocks
+        # three stages run at once: ISA-L inflates the gzip in a reader thread, Arrow parses blocks in this
+        # thread, and a worker filters each parsed block (Arrow's kernels release the GIL)
         opener = open_gzip_threaded(path) if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-        with opener as raw:
+        with opener as raw, ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-filter") as worker:
             reader = pacsv.open_csv(
                 pa.PythonFile(raw, "r"), read_options=pacsv.ReadOptions(block_size=block_size),
                 convert_options=convert, memory_pool=pool,
             )
+            pending: deque[Future] = deque()
             for batch in reader:
                 counts.rows_read += batch.num_rows
-                item_ok = pc.fill_null(pc.is_in(batch.column("itemid"), value_set=item_set), False)
-                keep = item_ok
-                n_item = int(pc.sum(item_ok).as_py() or 0)
-                if id_set is not None:
-                    id_ok = pc.fill_null(pc.is_in(batch.column(key), value_set=id_set), False)
-                    keep = pc.and_(item_ok, id_ok)
-                n_keep = int(pc.sum(keep).as_py() or 0)
-                counts.rows_other_items += batch.num_rows - n_item
-                counts.rows_other_ids += n_item - n_keep
-                counts.rows_matched += n_keep
-                if n_keep:
-                    parts.append(pc.filter(pa.Table.from_batches([batch]), keep, memory_pool=pool))
+                pending.append(worker.submit(_filter_block, batch, item_set, id_set, key, pool))
+                while len(pending) > 2 or (pending and pending[0].done()):  # at most 3 blocks in flight
+                    collect(pending.popleft().result())
                 now = time.perf_counter()
                 if now - last >= progress_seconds:
                     _progress(source, counts, start)
                     last = now
+            while pending:
+                collect(pending.popleft().result())
     except (pa.ArrowInvalid, OSError, EOFError, ValueError) as exc:
         raise MimicLayoutError(
             f"could not read {path} (truncated or corrupt file? {counts.rows_read:,} rows read before the error): "
@@ -318,9 +324,8 @@ def stream_events(
     _progress(source, counts, start, final=True)
     counts.check(path)
 
-    schema = pa.schema([(c, types[c]) for c in wanted])
+    schema = pa.schema([(c, pa.timestamp("ns") if c == "charttime" else types[c]) for c in wanted])
     table = pa.concat_tables(parts) if parts else schema.empty_table()
-    table = table.set_column(table.schema.get_field_index("charttime"), "charttime", _parse_times(table["charttime"]))
     good = pc.is_valid(table["charttime"])
     counts.rows_unparseable_charttime = table.num_rows - int(pc.sum(good).as_py() or 0)
     if counts.rows_unparseable_charttime:
@@ -336,6 +341,24 @@ def stream_events(
     columns["source"] = _constant_text(source, table.num_rows)
     events = pd.DataFrame(columns, copy=False)  # the arrays above are the frame's own: no second copy
     return events, counts
+
+
+def _filter_block(
+    batch: pa.RecordBatch, item_set: pa.Array, id_set: pa.Array | None, key: str, pool: pa.MemoryPool
+) -> tuple[int, int, int, pa.Table | None]:
+    """``(rows, rows of the item ids, rows kept, kept rows with charttime parsed)`` of one parsed block."""
+    item_ok = pc.fill_null(pc.is_in(batch.column("itemid"), value_set=item_set, memory_pool=pool), False)
+    keep = item_ok
+    n_item = int(pc.sum(item_ok).as_py() or 0)
+    if id_set is not None:
+        id_ok = pc.fill_null(pc.is_in(batch.column(key), value_set=id_set, memory_pool=pool), False)
+        keep = pc.and_(item_ok, id_ok)
+    n_keep = int(pc.sum(keep).as_py() or 0)
+    if not n_keep:
+        return batch.num_rows, n_item, 0, None
+    kept = pc.filter(pa.Table.from_batches([batch]), keep, memory_pool=pool)
+    times = _parse_times(kept["charttime"])  # unparseable -> null, counted after the stream
+    return batch.num_rows, n_item, n_keep, kept.set_column(kept.schema.get_field_index("charttime"), "charttime", times)
 
 
 def _streaming_pool() -> pa.MemoryPool:
