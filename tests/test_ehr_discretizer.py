@@ -619,3 +619,40 @@ def test_every_string_storage_gives_the_reference_output(storage: str) -> None:
     got = Discretizer(timestep=2.0, impute_strategy="previous").transform_batch(table, end=20.0)
     for key, want in expected.items():
         np.testing.assert_array_equal(got[key], want, err_msg=f"episode {key}")
+
+
+def test_threaded_channel_reading_equals_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large tables read their channels on several threads; outputs and the first error must not change."""
+    import medcam_lab.ehr.discretizer as discretizer_module
+
+    rng = random.Random("threads")
+    frames = []
+    for i in range(900):
+        rows, _ = random_episode(rng, 2.0)
+        frames.append(rows_to_frame([r for r in rows if float(r[0]) <= 20.0]).assign(stay_id=i))
+    table = pd.concat(frames, ignore_index=True)
+    table = pd.concat([table] * max(1, 120_000 // (17 * len(table)) + 1), ignore_index=True)  # > 100k cells
+    table["stay_id"] = np.arange(len(table)) // 7  # regroup: 7 rows per episode, hours sorted within
+    table["Hours"] = table.groupby("stay_id").cumcount().astype(float) * 1.5
+    assert len(table) * 17 > 100_000
+    disc = Discretizer(timestep=2.0, impute_strategy="previous", compat="clean")
+    monkeypatch.setattr(discretizer_module, "ENCODE_THREADS", 4)
+    threaded = disc.transform_batch(table, end=12.0)
+    threaded_unknown = dict(disc.unknown_values)
+    monkeypatch.setattr(discretizer_module, "ENCODE_THREADS", 1)
+    disc.unknown_values.clear()
+    single = disc.transform_batch(table, end=12.0)
+    assert list(threaded) == list(single) and dict(disc.unknown_values) == threaded_unknown
+    for key in single:
+        np.testing.assert_array_equal(threaded[key], single[key])
+
+    broken = table.copy()
+    broken.loc[[5, len(broken) - 3], "Glascow coma scale total"] = ["fifteen", "zero"]
+    broken.loc[[7], "Heart Rate"] = "fast"
+    messages = []
+    for threads in (4, 1):
+        monkeypatch.setattr(discretizer_module, "ENCODE_THREADS", threads)
+        with pytest.raises(ValueError) as error:
+            Discretizer(timestep=2.0).transform_batch(broken, end=12.0)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1] and "fifteen" in messages[0]

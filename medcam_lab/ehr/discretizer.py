@@ -43,8 +43,10 @@ reproduce Python's ``float`` bit for bit and hand every text they do not handle 
 from __future__ import annotations
 
 import functools
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,8 @@ from medcam_lab.ehr.categories import canonical_index
 from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, IS_CATEGORICAL, POSSIBLE_VALUES, Layout
 
 EPS = 1e-6
+ENCODE_THREADS = 4
+"""Threads that read the channel columns of a large table in parallel (fewer on fewer cores)."""
 IMPUTE_STRATEGIES = ("zero", "normal_value", "previous", "next")
 START_TIMES = ("zero", "relative")
 
@@ -358,10 +362,10 @@ class Discretizer:
         # float32 like the output (same rounding); one spare last row for the rows that are not recorded
         last_value = np.zeros((total + 1, n_channels), dtype=np.float32)
         observed = np.zeros((total + 1, n_channels), dtype=bool)
-        for c, channel in enumerate(CHANNELS):
-            if channel in table.columns:
-                values, status = self._channel_values(table[channel], channel, order, active, fail)
-                kernels.record_last(status, row_bin, values, c, last_value, observed)
+        present = [(c, channel, table[channel]) for c, channel in enumerate(CHANNELS) if channel in table.columns]
+        for (c, channel, _), encoded in zip(present, self._encode_columns(present), strict=True):
+            values, status = self._channel_values(encoded, channel, order, active, fail)
+            kernels.record_last(status, row_bin, values, c, last_value, observed)
         out = np.zeros((total, n_values + (n_channels if self.store_masks else 0)), dtype=np.float32)
         normal = np.array([_normal_code(ch, self.layout) for ch in CHANNELS])
         categorical = np.array([IS_CATEGORICAL[ch] for ch in CHANNELS])
@@ -370,8 +374,20 @@ class Discretizer:
                            normal, categorical, begin, n_values if self.store_masks else -1, out)
         return [out[offsets[e] : offsets[e + 1]] for e in range(n_ep)]
 
+    def _encode_columns(self, present: list[tuple[int, str, pd.Series]]) -> list[Any]:
+        """:func:`_encode_column` of every present channel, on up to :data:`ENCODE_THREADS` threads.
+
+        The compiled kernels release the GIL, so channels are read in parallel; the results (and so the
+        output) do not depend on the number of threads.
+        """
+        threads = min(ENCODE_THREADS, os.cpu_count() or 1, len(present))
+        if threads <= 1 or len(present) * len(present[0][2]) < 100_000:  # small tables: threads cost more
+            return [_encode_column(column, channel, self.layout) for _, channel, column in present]
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="discretizer") as pool:
+            return list(pool.map(lambda item: _encode_column(item[2], item[1], self.layout), present))
+
     def _channel_values(
-        self, column: pd.Series, channel: str, order: np.ndarray | None, active: np.ndarray, fail: Any
+        self, encoded: Any, channel: str, order: np.ndarray | None, active: np.ndarray, fail: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """Values and status of one channel's cells in grouped row order, invalid cells handled.
 
@@ -379,12 +395,12 @@ class Discretizer:
         row; ``clean``: such cells are counted in :attr:`unknown_values` and treated as not measured.
 
         Shape:
-            column: (n,) in table order; order: (n,) or None; active: (n,) grouped; returns (n,) float64
-            values and (n,) int8 status (see :func:`_encode_column`).
+            encoded: :func:`_encode_column` of the (n,) column in table order; order: (n,) or None; active:
+            (n,) grouped; returns (n,) float64 values and (n,) int8 status.
         """
         from medcam_lab.ehr import kernels
 
-        values, status, texts_of = _encode_column(column, channel, self.layout)
+        values, status, texts_of = encoded
         if order is not None:
             values, status = values[order], status[order]
         bad = np.flatnonzero((status == kernels.INVALID) & active)
