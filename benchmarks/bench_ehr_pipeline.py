@@ -187,6 +187,18 @@ def bench_discretizer(n_episodes: int) -> dict:
         batch = disc.transform_batch(table, by="stay_id", end=48.0)
         vec_s = min(vec_s, time.perf_counter() - start)
 
+    import medcam_lab.ehr.discretizer as discretizer_module
+
+    threads, one_thread_s = discretizer_module.ENCODE_THREADS, np.inf
+    discretizer_module.ENCODE_THREADS = 1  # the same call reading the channels on one thread, for comparison
+    try:
+        for _ in range(10):
+            start = time.perf_counter()
+            one_thread = disc.transform_batch(table, by="stay_id", end=48.0)
+            one_thread_s = min(one_thread_s, time.perf_counter() - start)
+    finally:
+        discretizer_module.ENCODE_THREADS = threads
+
     header = ["Hours", *CHANNELS]
     episodes = [(k, g[header].astype(str).values.tolist()) for k, g in table.groupby("stay_id", sort=False)]
     loop_s = np.inf
@@ -196,9 +208,11 @@ def bench_discretizer(n_episodes: int) -> dict:
         loop_s = min(loop_s, time.perf_counter() - start)
     for k, values in loop.items():
         np.testing.assert_array_equal(batch[k], values)
+        np.testing.assert_array_equal(one_thread[k], values)
     return {"episodes": n_episodes, "rows": len(table), "transform_batch_s": vec_s, "python_loop_s": loop_s,
             "transform_batch_episodes_per_s": n_episodes / vec_s, "python_loop_episodes_per_s": n_episodes / loop_s,
-            "speedup": loop_s / vec_s}
+            "speedup": loop_s / vec_s, "encode_threads": min(threads, os.cpu_count() or 1),
+            "transform_batch_one_thread_s": one_thread_s, "speedup_one_thread": loop_s / one_thread_s}
 
 
 def main() -> None:

@@ -223,3 +223,28 @@ def test_progress_is_logged(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("chartevents: ")]
     assert len(lines) >= 3 and "rows/s" in lines[0]
     assert lines[-1].startswith("chartevents: 3,000 rows read, 2,250 kept") and lines[-1].endswith("(done)")
+
+
+def test_line_blocks_never_split_a_line():
+    import io
+
+    from medcam_lab.data.mimic_iv import _line_blocks
+
+    lines = [b"header,x\n"] + [b"%d,%s\r\n" % (i, b"y" * (i % 37)) for i in range(500)] + [b"last,no-newline"]
+    text = b"".join(lines)
+    for block_size in (1, 7, 64, 1000, len(text) + 5):
+        blocks = list(_line_blocks(io.BytesIO(text), block_size))
+        assert b"".join(blocks) == text[len(lines[0]):]
+        assert all(block.endswith(b"\n") for block in blocks[:-1]) and blocks[-1].endswith(b"last,no-newline")
+
+
+def test_stream_result_does_not_depend_on_block_size_and_reads_quotes_crlf_and_last_line(tmp_path):
+    path = tmp_path / "chartevents.csv"
+    rows = [f'1,2,30,5,2150-01-01 0{i % 10}:00:00,x,220045,"{i}, with a comma",{i},bpm,0' for i in range(3000)]
+    path.write_bytes((CHART_HEADER + "\r\n".join(rows)).encode().replace(b"\n", b"\r\n", 1))  # CRLF, no final newline
+    frames = [stream_events(path, {220045}, None, key="stay_id", source="chartevents", block_size=size)[0]
+              for size in (64, 4096, 1 << 20)]
+    assert len(frames[0]) == 3000 and frames[0]["value"].iloc[-1] == "2999, with a comma"
+    assert frames[0]["valuenum"].tolist() == [float(i) for i in range(3000)]
+    for frame in frames[1:]:
+        pd.testing.assert_frame_equal(frame, frames[0])

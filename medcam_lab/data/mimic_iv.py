@@ -28,9 +28,11 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -198,6 +200,8 @@ def read_item_labels(layout: MimicIVLayout) -> pd.DataFrame:
 _ID_COLUMNS = ("subject_id", "hadm_id", "stay_id", "itemid")
 _TEXT_COLUMNS = ("charttime", "value")
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+PARSER_THREADS = 2
+"""Threads that parse and filter blocks of an events file at once (besides the gzip reader thread)."""
 _REQUIRED = ("subject_id", "hadm_id", "charttime", "itemid", "value", "valuenum")
 
 
@@ -240,8 +244,10 @@ def stream_events(
 ) -> tuple[pd.DataFrame, StreamCounts]:
     """Stream one events table, keeping rows of ``itemids`` whose ``key`` is in ``keep_ids``.
 
-    The file is read in blocks of ``block_size`` bytes of text; each block is filtered with vectorized
-    set membership before the next one is read, so peak memory is one block plus the kept rows.
+    The file is read in blocks of about ``block_size`` bytes of whole lines, parsed and filtered with
+    vectorized set membership by :data:`PARSER_THREADS` threads while the gzip is inflated in another; at
+    most ``2 * PARSER_THREADS + 1`` blocks are in flight, so peak memory is a few blocks plus the kept rows.
+    Values in quotes may hold commas but not line breaks (as in MIMIC-IV; a line break there is an error).
 
     Args:
         path: ``chartevents`` or ``labevents`` (``.csv`` or ``.csv.gz``).
@@ -249,7 +255,7 @@ def stream_events(
         keep_ids: The ``key`` values to keep (e.g. the cohort's stay ids), or None for all.
         key: Id column that ``keep_ids`` refers to (``stay_id`` or ``hadm_id``).
         source: Name used in counts and messages (``chartevents`` / ``labevents``).
-        block_size: Bytes of text per record batch.
+        block_size: Bytes of text per block.
         progress_seconds: Minimum seconds between two progress lines.
 
     Returns:
@@ -288,26 +294,23 @@ def stream_events(
 
     def collect(result: tuple[int, int, int, pa.Table | None]) -> None:
         n_rows, n_item, n_keep, kept = result
+        counts.rows_read += n_rows
         counts.rows_other_items += n_rows - n_item
         counts.rows_other_ids += n_item - n_keep
         counts.rows_matched += n_keep
         if kept is not None:
             parts.append(kept)
 
+    read_options = pacsv.ReadOptions(column_names=columns, use_threads=False)
     try:
-        # three stages run at once: ISA-L inflates the gzip in a reader thread, Arrow parses blocks in this
-        # thread, and a worker filters each parsed block (Arrow's kernels release the GIL)
+        # the gzip is inflated by ISA-L in a reader thread; this thread cuts the text into blocks of whole
+        # lines, and parser threads parse, filter and convert the blocks in parallel (Arrow releases the GIL)
         opener = open_gzip_threaded(path) if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-        with opener as raw, ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-filter") as worker:
-            reader = pacsv.open_csv(
-                pa.PythonFile(raw, "r"), read_options=pacsv.ReadOptions(block_size=block_size),
-                convert_options=convert, memory_pool=pool,
-            )
+        with opener as raw, ThreadPoolExecutor(max_workers=PARSER_THREADS, thread_name_prefix="events") as workers:
             pending: deque[Future] = deque()
-            for batch in reader:
-                counts.rows_read += batch.num_rows
-                pending.append(worker.submit(_filter_block, batch, item_set, id_set, key, pool))
-                while len(pending) > 2 or (pending and pending[0].done()):  # at most 3 blocks in flight
+            for text in _line_blocks(raw, block_size):
+                pending.append(workers.submit(_parse_block, text, read_options, convert, item_set, id_set, key, pool))
+                while len(pending) > 2 * PARSER_THREADS or (pending and pending[0].done()):  # bounded memory
                     collect(pending.popleft().result())
                 now = time.perf_counter()
                 if now - last >= progress_seconds:
@@ -343,10 +346,30 @@ def stream_events(
     return events, counts
 
 
-def _filter_block(
-    batch: pa.RecordBatch, item_set: pa.Array, id_set: pa.Array | None, key: str, pool: pa.MemoryPool
+def _line_blocks(raw: BinaryIO, block_size: int) -> Iterator[bytes]:
+    """The text after the header line, in blocks of about ``block_size`` bytes that end at a line end.
+
+    A line is never split across blocks; the last block may lack a final newline.
+    """
+    raw.readline()  # the header (parsed by _header)
+    carry = b""
+    while block := raw.read(block_size):
+        cut = block.rfind(b"\n") + 1
+        if not cut:  # a line longer than the block: keep reading
+            carry += block
+            continue
+        yield b"".join((carry, memoryview(block)[:cut]))  # one copy
+        carry = block[cut:]
+    if carry:
+        yield carry
+
+
+def _parse_block(
+    text: bytes, read_options: pacsv.ReadOptions, convert: pacsv.ConvertOptions, item_set: pa.Array,
+    id_set: pa.Array | None, key: str, pool: pa.MemoryPool,
 ) -> tuple[int, int, int, pa.Table | None]:
-    """``(rows, rows of the item ids, rows kept, kept rows with charttime parsed)`` of one parsed block."""
+    """``(rows, rows of the item ids, rows kept, kept rows with charttime parsed)`` of one block of lines."""
+    batch = pacsv.read_csv(pa.py_buffer(text), read_options=read_options, convert_options=convert, memory_pool=pool)
     item_ok = pc.fill_null(pc.is_in(batch.column("itemid"), value_set=item_set, memory_pool=pool), False)
     keep = item_ok
     n_item = int(pc.sum(item_ok).as_py() or 0)
@@ -356,7 +379,7 @@ def _filter_block(
     n_keep = int(pc.sum(keep).as_py() or 0)
     if not n_keep:
         return batch.num_rows, n_item, 0, None
-    kept = pc.filter(pa.Table.from_batches([batch]), keep, memory_pool=pool)
+    kept = pc.filter(batch, keep, memory_pool=pool)
     times = _parse_times(kept["charttime"])  # unparseable -> null, counted after the stream
     return batch.num_rows, n_item, n_keep, kept.set_column(kept.schema.get_field_index("charttime"), "charttime", times)
 
