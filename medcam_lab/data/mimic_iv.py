@@ -390,7 +390,7 @@ def _streaming_pool() -> pa.MemoryPool:
 
     Both reuse the memory of freed blocks; Arrow's default pool (mimalloc) hands it back to the OS and
     faults it in again for every block, which costs a 20-million-row read about 1.5 s of system time
-    (7.0 s vs 5.4 s wall, ``benchmarks/RESULTS.md``). The choice affects speed only, never the values read.
+    (median 7.2 s vs 5.8 s wall, ``benchmarks/RESULTS.md``). The choice affects speed only, never the values.
     """
     try:
         return pa.jemalloc_memory_pool()

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from medcam_lab.ehr.categories import canonical_index
 from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, IS_CATEGORICAL, POSSIBLE_VALUES, Layout
@@ -154,12 +155,12 @@ def _encode_column(
         else:
             values, status = kernels.parse_decimal_cells(cells)
         slow = np.flatnonzero(status == kernels.NEEDS_PYTHON)
-        if slow.size:
-            results: dict[str, float | None] = {}
-            for row, text in zip(slow, cells.take(pa.array(slow)).to_pylist(), strict=True):
-                value = results[text] if text in results else results.setdefault(text, read(text))
-                values[row] = np.nan if value is None else value
-                status[row] = kernels.INVALID if value is None else kernels.PARSED
+        if slow.size:  # the texts the kernels leave to Python: read once per distinct text
+            distinct = pc.dictionary_encode(cells.take(pa.array(slow))).combine_chunks()
+            read_texts = [read(text) for text in distinct.dictionary.to_pylist()]
+            index = distinct.indices.to_numpy(zero_copy_only=False)
+            values[slow] = np.array([np.nan if v is None else v for v in read_texts])[index]
+            status[slow] = np.array([kernels.INVALID if v is None else kernels.PARSED for v in read_texts])[index]
         return values, status, lambda rows: cells.take(pa.array(rows, type=pa.int64())).to_pylist()
     codes, texts = _factorize_cells(series)
     read_texts = [read(text) for text in texts]  # once per distinct text, not per row
