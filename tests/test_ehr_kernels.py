@@ -79,3 +79,8 @@ def test_match_known_cells_byte_for_byte() -> None:
             assert state == kernels.PARSED and value == known[text]
         else:
             assert state == kernels.NEEDS_PYTHON and np.isnan(value)
+
+
+def test_other_arrow_types_are_refused() -> None:
+    with pytest.raises(TypeError, match="string or large_string"):
+        kernels.parse_decimal_cells(pa.chunked_array([pa.array([b"1.5"], type=pa.binary())]))

@@ -150,6 +150,8 @@ def _encode_column(
         return values, status, lambda rows: [repr(v) for v in values[rows]]
     if _is_arrow_text(series):
         cells = pa.chunked_array(pa.array(series.array)) if len(series) else pa.chunked_array([], pa.string())
+        if not (pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type)):  # e.g. string_view
+            cells = cells.cast(pa.large_string())
         if categorical:
             values, status = kernels.match_known_cells(cells, _category_reader(channel, layout.compat)[1])
         else:

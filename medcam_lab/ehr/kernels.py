@@ -94,6 +94,8 @@ def _match_known_kernel(offsets, data, validity, bit_offset, known_offsets, know
 def _chunk_buffers(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(offsets, data, validity)`` of a string or large_string array as NumPy views (validity empty when
     the array has no null bitmap; offsets start at the array's own offset)."""
+    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+        raise TypeError(f"expected an Arrow string or large_string array, got {chunk.type}")
     validity_buffer, offset_buffer, data_buffer = chunk.buffers()
     offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
     offsets = np.frombuffer(offset_buffer, dtype=offset_type)[chunk.offset : chunk.offset + len(chunk) + 1]
