@@ -636,12 +636,19 @@ def test_threaded_channel_reading_equals_one_thread(monkeypatch: pytest.MonkeyPa
     table["Hours"] = table.groupby("stay_id").cumcount().astype(float) * 1.5
     assert len(table) * 17 > 100_000
     disc = Discretizer(timestep=2.0, impute_strategy="previous", compat="clean")
+    monkeypatch.setattr(discretizer_module.os, "cpu_count", lambda: 4)  # the threaded path even on one core
+    pools = []
+    real_pool = discretizer_module.ThreadPoolExecutor
+    monkeypatch.setattr(discretizer_module, "ThreadPoolExecutor",
+                        lambda **kwargs: pools.append(kwargs["max_workers"]) or real_pool(**kwargs))
     monkeypatch.setattr(discretizer_module, "ENCODE_THREADS", 4)
     threaded = disc.transform_batch(table, end=12.0)
+    assert pools == [4]
     threaded_unknown = dict(disc.unknown_values)
     monkeypatch.setattr(discretizer_module, "ENCODE_THREADS", 1)
     disc.unknown_values.clear()
     single = disc.transform_batch(table, end=12.0)
+    assert pools == [4]  # one thread: no pool
     assert list(threaded) == list(single) and dict(disc.unknown_values) == threaded_unknown
     for key in single:
         np.testing.assert_array_equal(threaded[key], single[key])
