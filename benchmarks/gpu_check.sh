@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-call GPU check (≤ 7 min on one H100/H200): correctness smoke tests on CUDA, then every benchmark.
+# One-call GPU check (≤ 7 min on one H100/H200): every benchmark, then smoke runs of `align` on CUDA and tests.
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]        # default OUT_DIR: ${OUT:-gpu_check_out}
 #   ONLY="bench_loader bench_bootstrap" bash benchmarks/gpu_check.sh   # rerun some steps only
