@@ -24,16 +24,19 @@ trap 'rm -rf "$WORK"' EXIT
 PY="${PYTHON:-python3}"
 DEVICE="${GPU_CHECK_DEVICE:-cuda}"
 ONLY="${ONLY:-}"
-WHEELS_DIR="${WHEELS_DIR:-.whl}"
-if ls "$WHEELS_DIR"/*.whl > /dev/null 2>&1; then  # carried wheels of packages the machine's Python lacks
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$WORK/site" \
-    "$WHEELS_DIR"/*.whl || echo "warning: installing the wheels of $WHEELS_DIR failed" >&2
-  export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
 SUMMARY="$OUT_DIR/summary.txt"
 LOGS="$OUT_DIR/gpu_check_logs.tar.gz"
 : > "$SUMMARY"
+WHEELS_DIR="${WHEELS_DIR:-.whl}"
+if ls "$WHEELS_DIR"/*.whl > /dev/null 2>&1; then  # carried wheels of packages the machine's Python lacks
+  if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$WORK/site" \
+      "$WHEELS_DIR"/*.whl 2> "$WORK/wheels.log"; then
+    echo "WARNING installing the wheels of $WHEELS_DIR failed (steps that import them will fail):" | tee -a "$SUMMARY"
+    tail -3 "$WORK/wheels.log" | sed 's/^/        /' | tee -a "$SUMMARY"
+  fi
+  export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
 
 BUDGET_S="${BUDGET_S:-420}"  # the whole script stays under 7 minutes: later steps get what is left
 

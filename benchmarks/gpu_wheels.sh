@@ -16,7 +16,11 @@ cd "$(dirname "$0")/.."
 GPU_PY="${GPU_PY:-3.12}"
 PY="${PYTHON:-python3}"
 if [ "$#" -eq 0 ]; then
-  version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('isal'))" 2>/dev/null || echo 1.9.1)
+  if ! version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('isal'))" 2>/dev/null); then
+    echo "gpu_wheels.sh: no isal in .venv to take the version from: run 'make install' or name the wheels," \
+      "e.g. bash benchmarks/gpu_wheels.sh isal==1.9.1" >&2
+    exit 2
+  fi
   set -- "isal==$version"
 fi
 mkdir -p .whl
