@@ -166,6 +166,7 @@ def load_events(
     report.merge_drops("event: ", counts["dropped"])
     report.info["unknown_categories"] = dict(counts["unknown_categories"])
     report.info["derived"] = dict(counts["derived"])
+    report.info["valuenum_fallback"] = dict(counts["valuenum_fallback"])
     cleaned = drop_values_the_discretizer_rejects(cleaned, Layout(cfg.compat), report)
     report.step("events kept after cleaning", len(cleaned))
     no_events = ~stays["stay_id"].isin(cleaned["stay_id"])

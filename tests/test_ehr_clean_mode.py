@@ -208,6 +208,33 @@ def test_switch_numeric_vitals() -> None:
     assert counts["dropped"] == {"Heart Rate: non-numeric value": 1}
 
 
+def test_switch_valuenum_fallback() -> None:
+    """MIMIC-IV v2.2 masks the value of every blood chemistry glucose (``___``) and keeps the number in
+    valuenum: clean mode reads valuenum there; the reference (switch off) drops the row, under its own name."""
+    frame = events([(50931, "___", 101, "Glucose"), (50931, "100", 100, "Glucose"), (50931, "___", None, "Glucose"),
+                    (50820, "___", 7.31, "pH"), (220045, "___", 77, "Heart Rate"), (220179, "___", 120, "NBP s"),
+                    (50809, "ERROR", None, "Glucose"), (220739, "___", 4, "GCS - Eye Opening")])
+    kept, counts = clean_events(frame, compat="clean", switches=only(valuenum_fallback=True))
+    # glucose, pH, systolic (cleaned) and heart rate (a raw string in the reference) read from valuenum; the
+    # GCS text is no number to replace (categories are never masked values; the discretizer rejects it)
+    assert sorted(zip(kept["itemid"], kept["clean_value"])) == [
+        (50820, "7.31"), (50931, "100.0"), (50931, "101.0"), (220045, "77.0"), (220179, "120.0"), (220739, "___")]
+    used = "value masked, valuenum used"
+    assert counts["valuenum_fallback"] == {
+        "Glucose": {"rows": 4, used: 1}, "Heart Rate": {"rows": 1, used: 1}, "pH": {"rows": 1, used: 1},
+        "Systolic blood pressure": {"rows": 1, used: 1},
+    }
+    # a value without any valuenum is still non-numeric
+    assert counts["dropped"] == {"Glucose: non-numeric value": 2}
+    kept, counts = clean_events(frame, compat="medfuse", switches=MEDFUSE)
+    assert sorted(zip(kept["itemid"], kept["clean_value"])) == [(50931, "100.0"), (220739, "___")]
+    ignored = "value masked: dropped, valuenum ignored as in the reference"
+    assert counts["valuenum_fallback"]["Glucose"] == {"rows": 4, ignored: 1}
+    for variable in ("Glucose", "pH", "Heart Rate", "Systolic blood pressure"):
+        assert counts["dropped"][f"{variable}: value '___': dropped, valuenum ignored as in the reference"] == 1
+    assert counts["dropped"]["Glucose: non-numeric value"] == 2  # ``___`` and ``ERROR`` without valuenum
+
+
 def test_switch_valid_ranges() -> None:
     frame = events([(220045, "0", 0, "Heart Rate"), (220045, "80", 80, "Heart Rate"), (220045, "301", 301, "HR"),
                     (223762, "98.6", 98.6, "Temperature Celsius"), (223835, "21", 21, "FiO2"),

@@ -7,6 +7,8 @@ from collections import Counter
 from typing import Any
 
 log = logging.getLogger("medcam_lab")
+MASKED_WARNING_SHARE = 0.10
+"""A channel losing more than this share of its rows to masked values gets a warning in ``report.md``."""
 
 
 class CohortReport:
@@ -57,6 +59,34 @@ class CohortReport:
                 rows.append((variable, reason, n))
         return rows
 
+    def masked_values_markdown(self) -> list[str]:
+        """``report.md`` lines for masked values (``value`` not a number, ``valuenum`` a number), per variable,
+        with a warning for every channel that loses more than :data:`MASKED_WARNING_SHARE` of its rows."""
+        masked = self.info.get("valuenum_fallback")
+        if not masked:
+            return []
+        lines = ["", "## Masked values (`value` not a number, `valuenum` a number)", "",
+                 "| variable | rows | what was done | masked rows | share |", "|---|---|---|---|---|"]
+        warnings = []
+        for variable, entry in masked.items():
+            rows = int(entry["rows"])
+            for what, n in entry.items():
+                if what == "rows":
+                    continue
+                share = n / rows if rows else 0.0
+                lines.append(f"| {variable} | {rows:,} | {what} | {n:,} | {share:.1%} |")
+                if "dropped" in what and share > MASKED_WARNING_SHARE:
+                    warnings.append(
+                        f"**Warning:** {variable} loses {n:,} of its {rows:,} rows ({share:.1%}): `value` is masked "
+                        "(e.g. `___`) and the reference ignores `valuenum`; `--compat clean` (switch "
+                        "`valuenum_fallback`) keeps them."
+                    )
+        if warnings:
+            for warning in warnings:
+                log.warning(warning.replace("**", "").replace("`", ""))
+            lines += [""] + [f"- {w}" for w in warnings]
+        return lines
+
     def to_markdown(self) -> str:
         """The human-readable summary (``report.md``): versions, counts, drops, unknown strings, the rest."""
         lines = ["# Cohort report", ""]
@@ -79,8 +109,9 @@ class CohortReport:
         unknown = self.info.get("unknown_categories")
         lines += ["", "## Unknown category strings", "", "| variable: string | count |", "|---|---|"]
         lines += [f"| {k} | {n:,} |" for k, n in sorted((unknown or {}).items())] or ["| (none) | 0 |"]
+        lines += self.masked_values_markdown()
         for key, value in self.info.items():
-            if key in ("versions", "unknown_categories"):
+            if key in ("versions", "unknown_categories", "valuenum_fallback"):
                 continue
             if isinstance(value, dict) and value and all(isinstance(v, (int, float)) for v in value.values()):
                 lines += ["", f"## {key}", "", "| key | value |", "|---|---|"]

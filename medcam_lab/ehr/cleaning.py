@@ -25,7 +25,13 @@ would crash on a non-number there; we drop the row instead and count it).
 
 The value is read from the raw ``value`` string, as the reference does. Where ``value`` is NaN or blank
 but ``valuenum`` is present, ``valuenum`` is used instead (a number, so it passes the numeric tests;
-for uncleaned variables it becomes ``repr(float(valuenum))``). Cleaned numbers are returned as
+for uncleaned variables it becomes ``repr(float(valuenum))``), in both modes. Where ``value`` is text that
+is not a number (MIMIC-IV's de-identification mask ``___``: every blood chemistry glucose 50931 of v2.2)
+but ``valuenum`` is a number, a continuous variable's row is a **masked value**: switch
+``valuenum_fallback`` (clean) uses ``valuenum`` and counts it (``"value masked, valuenum used"``); the
+reference drops it, and medfuse mode drops it under its own name
+(``"<variable>: value '___': dropped, valuenum ignored as in the reference"``). Both are counted per
+variable, with the variable's row count, in ``counts["valuenum_fallback"]``. Cleaned numbers are returned as
 ``repr(float(x))`` strings (``"98.0"``, ``"0.005"``), the text the reference CSV would hold.
 
 ``compat="clean"`` (spec §7) applies the fixes of :class:`~medcam_lab.ehr.switches.CleanSwitches`, each
@@ -73,8 +79,12 @@ UNMAPPED_KEY = "(unmapped): unknown itemid"
 _UNSIGNED_DECIMAL = r"\d+(?:\.\d*)?"
 _NAN_LITERALS = {"nan", "+nan", "-nan"}
 _REASONS = ("", "empty value", "non-numeric value", "not finite", "unrecognised value", "unknown category",
-            "out of range")
-_EMPTY, _NON_NUMERIC, _NOT_FINITE, _UNRECOGNISED, _UNKNOWN_CATEGORY, _OUT_OF_RANGE = 1, 2, 3, 4, 5, 6
+            "out of range", "masked value")
+_EMPTY, _NON_NUMERIC, _NOT_FINITE, _UNRECOGNISED, _UNKNOWN_CATEGORY, _OUT_OF_RANGE, _MASKED = 1, 2, 3, 4, 5, 6, 7
+MASKED_USED = "value masked, valuenum used"
+"""Count key (per variable) of the rows where ``valuenum_fallback`` read ``valuenum`` behind a masked value."""
+MASKED_IGNORED = "value masked: dropped, valuenum ignored as in the reference"
+"""Count key (per variable) of the masked rows that medfuse mode drops, as the reference does."""
 _F_TO_C_ITEM, _INCH_ITEM, _POUND_ITEM = 223761, 226707, 226531
 NUMERIC_VITALS = frozenset({"Heart Rate", "Respiratory rate", "Mean blood pressure"})
 """Variables the reference keeps as raw strings that ``numeric_vitals`` parses as numbers."""
@@ -122,21 +132,37 @@ def _parse_unique(text: np.ndarray, strict: bool) -> np.ndarray:
 
 
 def _numeric_values(
-    text: np.ndarray, fallback: np.ndarray, use_fallback: np.ndarray, strict: bool
+    text: np.ndarray, fallback: np.ndarray, use_fallback: np.ndarray, strict: bool, valuenum_fallback: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Numbers of one variable's rows and a reason code per row (0 = fine).
 
+    A row whose text is not a number but whose ``valuenum`` is finite is a masked value: read from
+    ``valuenum`` when ``valuenum_fallback`` is on (reason 0), else reason ``_MASKED``.
+
     Shape:
-        all arguments (n,); returns (n,) float64 and (n,) int8.
+        all arguments (n,); returns (n,) float64, (n,) int8 and the (n,) bool masked-value flags.
     """
     codes, uniques = pd.factorize(text)
     parsed = _parse_unique(np.asarray(uniques, dtype=object), strict)[codes]
     values, ok = parsed[:, 0], parsed[:, 1] > 0
-    values = np.where(use_fallback, fallback, values)
-    ok = ok | use_fallback
+    masked = ~ok & ~use_fallback & np.isfinite(fallback)
+    take = use_fallback | (masked & valuenum_fallback)
+    values = np.where(take, fallback, values)
+    ok = ok | take
     reason = np.where(ok, 0, _NON_NUMERIC).astype(np.int8)
     reason[ok & ~np.isfinite(values)] = _NOT_FINITE
-    return values, reason
+    if not valuenum_fallback:
+        reason[masked] = _MASKED
+    return values, reason, masked
+
+
+def _parse_unique_rows(text: np.ndarray) -> np.ndarray:
+    """1.0 where a raw string parses as a float (Python ``float`` semantics), else 0.0.
+
+    Shape:
+        text: (n,); returns (n,) float64.
+    """
+    return _per_unique(lambda u: _parse_unique(u, strict=False)[:, 1], text)
 
 
 def _label_contains(label: np.ndarray, needle: str) -> np.ndarray:
@@ -170,21 +196,22 @@ def _clean_numeric(
     """Apply the rule of one cleaned variable (medfuse rules, or the fixes ``switches`` turn on).
 
     Shape:
-        text, fallback, use_fallback, label, itemid: (n,); returns (n,) float64 and (n,) int8 reason codes.
+        text, fallback, use_fallback, label, itemid: (n,); returns (n,) float64, (n,) int8 reason codes and
+        (n,) bool masked-value flags (:func:`_numeric_values`).
     """
     if variable == "Capillary refill rate":
         values = np.full(len(text), np.nan)
         values[np.isin(text, ["Normal <3 secs", "Brisk"])] = 0.0
         values[np.isin(text, ["Abnormal >3 secs", "Delayed"])] = 1.0
         reason = np.where(np.isnan(values), _UNRECOGNISED, 0).astype(np.int8)
-        return values, reason
+        return values, reason, np.zeros(len(text), dtype=bool)
     if variable in ("Systolic blood pressure", "Diastolic blood pressure"):
         part = 0 if variable == "Systolic blood pressure" else 1
         text = _per_unique(
             lambda u: np.array([s.split("/")[part] if "/" in s else s for s in u], dtype=object), text
         )
     strict = variable in ("Oxygen saturation", "Glucose", "pH")
-    values, reason = _numeric_values(text, fallback, use_fallback, strict)
+    values, reason, masked = _numeric_values(text, fallback, use_fallback, strict, switches.valuenum_fallback)
     by_item = switches.units_by_itemid
     with np.errstate(invalid="ignore"):
         if variable == "Fraction inspired oxygen":
@@ -206,7 +233,7 @@ def _clean_numeric(
                 values = np.where(itemid == _INCH_ITEM, values * 2.54, values)
             else:
                 values = np.where(_label_contains(label, "in"), np.round(values * 2.54), values)
-    return values, reason
+    return values, reason, masked
 
 
 def _clean_category(
@@ -252,9 +279,11 @@ def clean_events(
         ``(kept, counts)``: the kept rows (original index and columns) plus ``variable`` (channel name)
         and ``clean_value`` (string read by the discretizer), then the derived GCS totals (new index
         values); ``counts = {"kept": n, "dropped": {"<variable>: <reason>": n}, "unknown_categories":
-        {"<variable>: '<text>'": n}, "derived": {...}}``; reasons ``empty value``, ``non-numeric value``,
-        ``not finite``, ``unrecognised value``, ``unknown category``, ``out of range [low, high]`` and
-        the key ``"(unmapped): unknown itemid"``.
+        {"<variable>: '<text>'": n}, "derived": {...}, "valuenum_fallback": {"<variable>": {"rows": n,
+        MASKED_USED or MASKED_IGNORED: k}}}`` (only variables with masked values; ``rows`` = every row of
+        the variable); reasons ``empty value``, ``non-numeric value``, ``not finite``, ``unrecognised
+        value``, ``unknown category``, ``out of range [low, high]``, ``value '<text>': dropped, valuenum
+        ignored as in the reference`` (masked values, medfuse) and the key ``"(unmapped): unknown itemid"``.
 
     Shape:
         events: (n_rows, n_columns); kept: (n_kept, n_columns + 2).
@@ -290,10 +319,14 @@ def clean_events(
     itemid = pd.to_numeric(events["itemid"], errors="coerce").to_numpy(dtype=float)
     unknown_categories: dict[str, int] = {}
     out_of_range: dict[str, int] = {}
+    masked_rows: dict[str, dict[str, int]] = {}
+    masked_dropped: dict[str, int] = {}
+    masked_key = MASKED_USED if switches.valuenum_fallback else MASKED_IGNORED
 
     var_codes, var_names = pd.factorize(variable)  # unmapped rows get code -1
     for code, var in enumerate(var_names):
         rows = np.flatnonzero((var_codes == code) & (reason == 0))
+        masked = np.zeros(len(rows), dtype=bool)  # masked values: text not a number, valuenum a number
         if IS_CATEGORICAL.get(var, False) and switches.canonical_gcs:
             raw = np.where(use_fallback[rows], _format_floats(np.nan_to_num(fallback[rows])), text[rows])
             names, why, unknown = _clean_category(var, raw.astype(object), switches)
@@ -301,7 +334,7 @@ def clean_events(
             clean[rows[why == 0]] = names[why == 0]
             unknown_categories.update(unknown)
         elif var in CLEANED_VARIABLES or (switches.numeric_vitals and var in NUMERIC_VITALS):
-            values, why = _clean_numeric(
+            values, why, masked = _clean_numeric(
                 var, text[rows], fallback[rows], use_fallback[rows], label[rows], itemid[rows], switches
             )
             good = why == 0
@@ -317,8 +350,18 @@ def clean_events(
         else:
             fb = use_fallback[rows]
             reason[rows[fb & ~np.isfinite(fallback[rows])]] = _NOT_FINITE
+            if not IS_CATEGORICAL.get(var, False):  # a raw continuous string the discretizer reads as float
+                masked = ~fb & np.isfinite(fallback[rows]) & (_parse_unique_rows(text[rows]) == 0)
+                reason[rows[masked]] = 0 if switches.valuenum_fallback else _MASKED
+                fb = fb | (masked & switches.valuenum_fallback)
             fix = rows[fb & np.isfinite(fallback[rows])]
             clean[fix] = _format_floats(fallback[fix])
+        if masked.any():
+            masked_rows[str(var)] = {"rows": int((var_codes == code).sum()), masked_key: int(masked.sum())}
+            if not switches.valuenum_fallback:
+                for value, count in pd.Series(text[rows[masked]], dtype=object).value_counts().items():
+                    key = f"{var}: value {value!r}: dropped, valuenum ignored as in the reference"
+                    masked_dropped[key] = int(count)
 
     keep = mapped & (reason == 0)
     kept = events.loc[keep].copy()
@@ -328,7 +371,7 @@ def clean_events(
     dropped: dict[str, int] = {}
     if (~mapped).any():
         dropped[UNMAPPED_KEY] = int((~mapped).sum())
-    bad = mapped & (reason != 0) & (reason != _OUT_OF_RANGE)
+    bad = mapped & (reason != 0) & (reason != _OUT_OF_RANGE) & (reason != _MASKED)
     if bad.any():
         keys = (
             pd.Series(variable[bad], dtype=object)
@@ -337,11 +380,13 @@ def clean_events(
         )
         dropped.update({str(k): int(v) for k, v in keys.value_counts().items()})
     dropped.update(out_of_range)
+    dropped.update(masked_dropped)
     counts = {
         "kept": int(keep.sum()),
         "dropped": dict(sorted(dropped.items())),
         "unknown_categories": dict(sorted(unknown_categories.items())),
         "derived": {},
+        "valuenum_fallback": dict(sorted(masked_rows.items())),
     }
     if switches.derive_gcs_total and switches.canonical_gcs:
         derived, counts["derived"] = derive_gcs_total(kept, by)

@@ -21,6 +21,9 @@ switch                         on (clean)                              / off (me
 ``numeric_vitals``             HR, RR and mean BP parsed as numbers in cleaning (garbage dropped there)
                                / raw strings
 ``normalizer_observed_only``   normalizer fitted on observed bins only / on every bin (imputed too)
+``valuenum_fallback``          a continuous variable's ``value`` that is not a number (``___``, the
+                               de-identification mask) while ``valuenum`` is -> ``valuenum`` used,
+                               counted / dropped and counted under its own name, as the reference drops it
 =============================  ===================================================================
 """
 
@@ -45,6 +48,7 @@ class CleanSwitches:
     valid_ranges: bool = True
     numeric_vitals: bool = True
     normalizer_observed_only: bool = True
+    valuenum_fallback: bool = True
 
     @classmethod
     def for_mode(cls, compat: str) -> CleanSwitches:
