@@ -198,7 +198,7 @@ def read_item_labels(layout: MimicIVLayout) -> pd.DataFrame:
 
 
 _ID_COLUMNS = ("subject_id", "hadm_id", "stay_id", "itemid")
-_TEXT_COLUMNS = ("charttime", "value")
+_TEXT_COLUMNS = ("charttime", "value", "comments")  # comments: labevents only (a result may sit there alone)
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
 PARSER_THREADS = 2
 """Threads that parse and filter blocks of an events file at once (besides the gzip reader thread)."""
@@ -261,7 +261,8 @@ def stream_events(
     Returns:
         ``(events, counts)``: events with columns subject_id, hadm_id, stay_id (Int64; NA for
         labevents), charttime (datetime64), itemid (int64), value (str or None; only an empty cell is
-        missing, ``NA`` stays text), valuenum (float; NaN where empty), source; ``counts`` the
+        missing, ``NA`` stays text), valuenum (float; NaN where empty), comments (str or None; only where
+        the file has the column: labevents), source; ``counts`` the
         :class:`StreamCounts` (rows read = other items + other ids + matched, checked).
 
     A charttime that is not ``YYYY-MM-DD HH:MM:SS`` (or with ``T``, or without seconds) is a counted drop
@@ -341,6 +342,8 @@ def stream_events(
     columns["itemid"] = _writable(table["itemid"].to_numpy())  # never null (the filter needs it)
     columns["value"] = table["value"].to_pandas()
     columns["valuenum"] = _writable(table["valuenum"].to_numpy(zero_copy_only=False))
+    if "comments" in table.column_names:
+        columns["comments"] = table["comments"].to_pandas()
     columns["source"] = _constant_text(source, table.num_rows)
     events = pd.DataFrame(columns, copy=False)  # the arrays above are the frame's own: no second copy
     return events, counts

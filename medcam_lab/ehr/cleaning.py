@@ -79,8 +79,9 @@ UNMAPPED_KEY = "(unmapped): unknown itemid"
 _UNSIGNED_DECIMAL = r"\d+(?:\.\d*)?"
 _NAN_LITERALS = {"nan", "+nan", "-nan"}
 _REASONS = ("", "empty value", "non-numeric value", "not finite", "unrecognised value", "unknown category",
-            "out of range", "masked value")
+            "out of range", "masked value", "empty value, result only in comments")
 _EMPTY, _NON_NUMERIC, _NOT_FINITE, _UNRECOGNISED, _UNKNOWN_CATEGORY, _OUT_OF_RANGE, _MASKED = 1, 2, 3, 4, 5, 6, 7
+_ONLY_IN_COMMENTS = 8
 MASKED_USED = "value masked, valuenum used"
 """Count key (per variable) of the rows where ``valuenum_fallback`` read ``valuenum`` behind a masked value."""
 MASKED_IGNORED = "value masked: dropped, valuenum ignored as in the reference"
@@ -282,7 +283,8 @@ def clean_events(
         {"<variable>: '<text>'": n}, "derived": {...}, "valuenum_fallback": {"<variable>": {"rows": n,
         MASKED_USED or MASKED_IGNORED: k}}}`` (only variables with masked values; ``rows`` = every row of
         the variable); reasons ``empty value``, ``non-numeric value``, ``not finite``, ``unrecognised
-        value``, ``unknown category``, ``out of range [low, high]``, ``value '<text>': dropped, valuenum
+        value``, ``unknown category``, ``out of range [low, high]``, ``empty value, result only in comments``
+        (labevents rows with a ``comments`` column), ``value '<text>': dropped, valuenum
         ignored as in the reference`` (masked values, medfuse) and the key ``"(unmapped): unknown itemid"``.
 
     Shape:
@@ -314,6 +316,9 @@ def clean_events(
     use_fallback = blank & ~np.isnan(fallback)
     reason = np.zeros(n, dtype=np.int8)
     reason[blank & ~use_fallback] = _EMPTY
+    if "comments" in events.columns:  # labevents: a result such as NEG. / TR. written only in the comments
+        _, no_comment = _to_str(events["comments"])
+        reason[blank & ~use_fallback & ~no_comment] = _ONLY_IN_COMMENTS
     clean = text.copy()
     label = events["label"].to_numpy(dtype=object)
     itemid = pd.to_numeric(events["itemid"], errors="coerce").to_numpy(dtype=float)
