@@ -24,7 +24,16 @@ from typing import Any
 
 import yaml
 
-from medcam_lab.config import BatchConfig
+from medcam_lab.config import (
+    PATH_FIELDS,
+    AlignConfig,
+    BatchConfig,
+    EmbeddingsConfig,
+    EvaluateConfig,
+    FinetuneConfig,
+    InspectConfig,
+    PrepareConfig,
+)
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 
 log = logging.getLogger("medcam_lab")
@@ -33,6 +42,25 @@ NOTEBOOKS = ("01_prepare_cohort", "02_align", "03_finetune_evaluate", "04_embedd
 NOTEBOOK_PACKAGES = ("papermill", "nbclient", "ipykernel", "jupyterlab", "ipywidgets", "jupyterlab_widgets",
                      "jupytext", "captum", "umap-learn", "plotly")
 RESERVED = ("all", "stages")
+#: The config classes each notebook's parameters fill (its first code cell builds them).
+NOTEBOOK_CONFIGS: dict[str, tuple[type, ...]] = {
+    "01_prepare_cohort": (PrepareConfig,),
+    "02_align": (AlignConfig,),
+    "03_finetune_evaluate": (FinetuneConfig, EvaluateConfig),
+    "04_embeddings_umap": (EmbeddingsConfig,),
+    "05_inspect_alignment": (InspectConfig,),
+}
+#: What makes each input, named in the message when an input is missing.
+MAKES_INPUT = {
+    "mimic_cxr": "your MIMIC-CXR-JPG copy from PhysioNet; for the generated cohort run `make demo` first",
+    "mimic_iv": "your MIMIC-IV copy from PhysioNet; for the generated cohort run `make demo` first",
+    "cohort": "`medcam-lab prepare` or stage 01 of a batch",
+    "data": "`medcam-lab prepare` or stage 01 (dataset cohort), `medcam-lab prepare-images` (dataset images)",
+    "weights": "`make demo` (demo_out/pretrain/encoder.pt), `medcam-lab pretrain`, stage 02 (the adapted backbone) "
+               "or a published checkpoint file",
+    "align_dir": "stage 02 of a batch or `medcam-lab align`",
+    "predictions": "`medcam-lab finetune`",
+}
 
 
 class BatchError(RuntimeError):
@@ -141,6 +169,64 @@ def resolve_parameters(cfg: BatchConfig, run_dir: Path, run_id: str) -> tuple[li
     return stages, resolved
 
 
+class BatchCheckError(ValueError):
+    """Parameters that would fail inside a kernel: every problem found, one per line."""
+
+
+def _producer(path: str, run_dir: Path) -> str | None:
+    """The notebook of this run whose output folder holds ``path`` (``None`` outside the run)."""
+    try:
+        first = Path(path).resolve().relative_to(run_dir.resolve()).parts[:1]
+    except ValueError:
+        return None
+    return first[0] if first and first[0] in NOTEBOOKS else None
+
+
+def check_parameters(stages: list[str], resolved: dict[str, dict[str, Any]], run_dir: Path) -> None:
+    """Check every selected notebook's parameters before any kernel starts: names and types (the configs the
+    notebook builds), input paths (present, or written by an earlier stage of this batch) and checkpoints
+    (readable and matching the encoder).
+
+    Raises:
+        BatchCheckError: listing every problem, each with the notebook, the parameter and what makes a missing
+            input.
+    """
+    from medcam_lab.models import build_image_encoder
+    from medcam_lab.notebook_params import configs_from_parameters
+
+    problems: list[str] = []
+    for position, nb in enumerate(stages):
+        params = resolved[nb]
+        try:
+            configs = configs_from_parameters(params, *NOTEBOOK_CONFIGS[nb], notebook=nb)
+        except (KeyError, TypeError) as exc:
+            problems.append(str(exc))
+            continue
+        encoder = getattr(configs[0], "encoder", None)
+        produced_here = set()
+        for name, value in params.items():
+            if name not in PATH_FIELDS or name == "out" or not isinstance(value, str) or not value:
+                continue
+            producer = _producer(value, run_dir)
+            if producer is not None:
+                produced_here.add(name)
+                if producer not in stages[:position]:
+                    problems.append(f"{nb}: {name}={value} is written by stage {producer}, which this batch does not "
+                                    f"run before {nb}: add it to --stages or point -p {nb[:2]}.{name} at an earlier "
+                                    f"run")
+            elif not Path(value).exists():
+                problems.append(f"{nb}: {name}={value} does not exist (relative paths are taken from {Path.cwd()}); "
+                                f"it is made by {MAKES_INPUT.get(name, 'an earlier stage')}")
+        weights = params.get("weights", "")
+        if weights and encoder and "weights" not in produced_here and Path(weights).is_file():
+            try:
+                build_image_encoder(encoder, weights)
+            except Exception as exc:  # noqa: BLE001 - any loading failure is reported before the batch starts
+                problems.append(f"{nb}: weights: {exc}")
+    if problems:
+        raise BatchCheckError("the batch did not start; fix these parameters first:\n  - " + "\n  - ".join(problems))
+
+
 def run_batch(cfg: BatchConfig) -> Path:
     """Run the batch; returns the run directory. Raises :class:`BatchError` when a notebook fails."""
     import papermill as pm
@@ -153,6 +239,7 @@ def run_batch(cfg: BatchConfig) -> Path:
     if run_dir.exists() and any(run_dir.glob("*.ipynb")):
         raise FileExistsError(f"{run_dir} already holds a run; choose another --run-id")
     stages, resolved = resolve_parameters(cfg, run_dir, run_id)
+    check_parameters(stages, resolved, run_dir)
     write_run_info(run_dir, "batch", cfg, notebook_versions=notebook_versions(), kernel=cfg.kernel, stages=stages)
     write_json_atomic(run_dir / "parameters.json", resolved)
     status: dict[str, Any] = {"run_dir": str(run_dir), "stages": {nb: "pending" for nb in stages}}

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import pickle
 import sys
 import typing
 from collections.abc import Callable
@@ -127,7 +128,7 @@ def _cmd_prepare_images(args: argparse.Namespace) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> None:
-    from medcam_lab.batch import BatchError, run_batch
+    from medcam_lab.batch import BatchCheckError, BatchError, run_batch
 
     cfg = config_from_dict(BatchConfig, {
         "dataset": args.dataset, "stages": tuple(args.stages or ()), "parameters": tuple(args.parameter or ()),
@@ -136,7 +137,7 @@ def _cmd_batch(args: argparse.Namespace) -> None:
     })
     try:
         run_dir = run_batch(cfg)
-    except (BatchError, FileExistsError) as exc:
+    except (BatchError, BatchCheckError, FileExistsError) as exc:
         print(f"medcam-lab batch: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     print(f"batch finished: {run_dir}")
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
+    except (FileNotFoundError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as exc:
         if args.verbose:
             raise
         print(f"medcam-lab {args.command}: error: {exc} (run with -v for the full traceback)", file=sys.stderr)

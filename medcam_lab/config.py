@@ -15,6 +15,13 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Config fields that hold a file or directory path. A run's ``config.json`` stores each relative one
+#: relative to the run's own directory (see :func:`medcam_lab.runinfo.read_run_config`), so a run folder
+#: opens from any working directory and after being moved together with its inputs.
+PATH_FIELDS: frozenset[str] = frozenset({
+    "mimic_cxr", "mimic_iv", "out", "cohort", "weights", "data", "predictions", "align_dir", "root", "data_root",
+})
+
 LABELS_CHEXPERT14: tuple[str, ...] = (
     "Atelectasis",
     "Cardiomegaly",
@@ -222,6 +229,7 @@ class EmbeddingsConfig:
         split: the split embedded (``test``: never seen by alignment).
         color_labels, color_variables: the labels and continuous EHR variables (window mean of observed
             values) the UMAP points are coloured by.
+        weights: the image-only checkpoint alignment started from (the "before" encoder); ``""`` = the run's.
     """
 
     align_dir: str = ""
@@ -235,6 +243,7 @@ class EmbeddingsConfig:
     batch_size: int = 64
     seed: int = 0
     device: str = "auto"
+    weights: str = ""
 
 
 @dataclass(frozen=True)

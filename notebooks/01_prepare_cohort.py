@@ -8,7 +8,7 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (medcam-lab)
 #     language: python
 #     name: python3
 # ---
@@ -27,9 +27,9 @@ from pathlib import Path
 import pandas as pd
 
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
-from medcam_lab.notebook_params import configs_from_parameters, parameters_since
+from medcam_lab.notebook_params import configs_from_parameters, names_before_parameters, parameters_since
 
-_names_before = set(globals())
+_names_before = names_before_parameters(globals())
 
 # %% tags=["parameters"]
 mimic_cxr: str = ""  # root of MIMIC-CXR-JPG (mimic-cxr-2.0.0-*.csv.gz and files/)

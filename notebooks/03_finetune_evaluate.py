@@ -8,7 +8,7 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (medcam-lab)
 #     language: python
 #     name: python3
 # ---
@@ -31,10 +31,10 @@ from pathlib import Path
 import pandas as pd
 
 from medcam_lab.config import EvaluateConfig, FinetuneConfig
-from medcam_lab.notebook_params import configs_from_parameters, parameters_since
+from medcam_lab.notebook_params import configs_from_parameters, names_before_parameters, parameters_since
 from medcam_lab.training.runtime import resolve_device
 
-_names_before = set(globals())
+_names_before = names_before_parameters(globals())
 
 # %% tags=["parameters"]
 data: str = ""  # prepared cohort (dataset cohort) or prepared image-label directory (nih / images)

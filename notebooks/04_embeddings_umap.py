@@ -5,8 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (medcam-lab)
 #     language: python
 #     name: python3
 # ---
@@ -31,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from medcam_lab.config import EmbeddingsConfig
-from medcam_lab.notebook_params import configs_from_parameters, parameters_since
+from medcam_lab.notebook_params import configs_from_parameters, names_before_parameters, parameters_since
 from medcam_lab.training.runtime import resolve_device
 
-_names_before = set(globals())
+_names_before = names_before_parameters(globals())
 
 # %% tags=["parameters"]
 align_dir: str = ""  # output directory of an alignment run (notebook 02)
@@ -48,6 +50,7 @@ color_variables: tuple = ("Heart Rate", "Oxygen saturation", "Respiratory rate")
 batch_size: int = 64  # inference batch size
 seed: int = 0  # UMAP seed
 device: str = "auto"  # auto: CUDA when available, else CPU
+weights: str = ""  # image-only checkpoint the alignment started from (empty: the run's)
 
 # %%
 (cfg,) = configs_from_parameters(parameters_since(globals(), _names_before), EmbeddingsConfig,
@@ -61,16 +64,17 @@ cfg
 
 # %%
 from medcam_lab.data.cohort import load_cohort  # noqa: E402
-from medcam_lab.explain import aligner_config, embed_split, load_aligner  # noqa: E402
+from medcam_lab.explain import aligner_config, embed_split, load_aligner, run_cohort  # noqa: E402
 from medcam_lab.runinfo import write_json_atomic  # noqa: E402
 from medcam_lab.viz import ehr_variable_summary, retrieval_accuracy, umap_2d, umap_figure, write_figures_html  # noqa: E402,E501
 
 run = aligner_config(cfg.align_dir)
-root = Path(cfg.cohort or run.cohort)
+root = run_cohort(run, cfg.cohort)  # the cohort parameter wins over the run's
 data = load_cohort(root)
 embedded = {}
 for state in ("initial", "final"):
-    model, _ = load_aligner(cfg.align_dir, state, n_features=data.ehr.shape[-1], device=device)
+    model, _ = load_aligner(cfg.align_dir, state, n_features=data.ehr.shape[-1], weights=cfg.weights or None,
+                            device=device)
     embedded[state] = embed_split(model, data, cfg.split, run.image_size, cfg.batch_size, device)
 before, after = embedded["initial"], embedded["final"]
 print(f"{len(after.rows)} images of split {cfg.split!r}")

@@ -10,7 +10,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medcam_lab.batch import BatchError, parse_overrides, resolve_parameters, resolve_stage, run_batch
+from medcam_lab.batch import (
+    BatchCheckError,
+    BatchError,
+    parse_overrides,
+    resolve_parameters,
+    resolve_stage,
+    run_batch,
+)
 from medcam_lab.cli import main
 from medcam_lab.config import BatchConfig
 from medcam_lab.notebook_params import NotebookParameterError, configs_from_parameters, parameters_since
@@ -79,21 +86,24 @@ def test_notebook_parameter_validation_names_the_key():
 
 
 def test_a_failing_cell_stops_the_batch_naming_notebook_and_cell(tmp_path, capsys):
-    d = _params(tmp_path, "stages: ['02', '03']\n02_align:\n  cohort: somewhere\n")
+    not_a_cohort = tmp_path / "empty"
+    not_a_cohort.mkdir()  # exists, so the check before the start passes; reading it fails in the kernel
+    d = _params(tmp_path, f"stages: ['02', '03']\n02_align:\n  cohort: {not_a_cohort}\n  encoder: resnet_small\n"
+                          f"03_finetune_evaluate:\n  data: {not_a_cohort}\n")
     runs = tmp_path / "runs"
-    cfg = _cfg(d, parameters=("epochs=two",), run_id="bad", runs_dir=str(runs), log_output=False)
-    with pytest.raises(BatchError, match=r"notebook 02_align failed in cell \d+ .*'epochs' must be int"):
+    cfg = _cfg(d, parameters=("device=cpu",), run_id="bad", runs_dir=str(runs), log_output=False)
+    with pytest.raises(BatchError, match=r"notebook 02_align failed in cell \d+ .*FileNotFoundError"):
         run_batch(cfg)
     run = runs / "x" / "bad"
     partial = nbformat.read(run / "02_align.ipynb", as_version=4)
     errors = [o for c in partial.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
-    assert errors and errors[0]["ename"] == "TypeError"
+    assert errors and errors[0]["ename"] == "FileNotFoundError"
     status = json.loads((run / "status.json").read_text())
     assert status["stages"] == {"02_align": "failed", "03_finetune_evaluate": "pending"}
     assert not (run / "03_finetune_evaluate.ipynb").exists()
     # the command line says the same and exits non-zero; the same run id is refused afterwards
-    argv = ["batch", "--dataset", "x", "--stages", "02", "-p", "epochs=two", "--run-id", "bad2", "--params-dir", str(d),
+    argv = ["batch", "--dataset", "x", "--stages", "02", "-p", "device=cpu", "--run-id", "bad2", "--params-dir", str(d),
             "--notebooks-dir", str(ROOT / "notebooks"), "--runs-dir", str(runs)]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -101,3 +111,55 @@ def test_a_failing_cell_stops_the_batch_naming_notebook_and_cell(tmp_path, capsy
     assert "notebook 02_align failed in cell" in capsys.readouterr().err
     with pytest.raises(FileExistsError):
         run_batch(cfg)
+
+
+def test_parameters_are_found_again_when_the_notebook_runs_a_second_time():
+    from medcam_lab.notebook_params import names_before_parameters
+
+    namespace = {"Path": object}
+    for _ in range(2):  # Run All twice in one kernel
+        before = names_before_parameters(namespace)
+        namespace.update(align_dir="runs/x/02_align", out="o")  # the parameters cell
+        assert parameters_since(namespace, before) == {"align_dir": "runs/x/02_align", "out": "o"}
+        namespace.update(cfg="built", out_dir="o")  # later cells
+
+
+def test_the_batch_checks_every_notebook_before_any_kernel_starts(tmp_path, capsys):
+    from medcam_lab.models import backbone_state_dict, build_image_encoder
+    from medcam_lab.models.checkpoints import save_state_dict_atomic
+
+    good = save_state_dict_atomic(backbone_state_dict(build_image_encoder("resnet_small")), tmp_path / "small.pt")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(good.read_bytes()[:1000])
+    d = _params(tmp_path, f"""stages: ['01', '02', '04']
+01_prepare_cohort:
+  mimic_cxr: demo_out_missing/data/mimic-cxr-jpg
+  mimic_iv: {tmp_path}
+02_align:
+  cohort: "{{run_dir}}/01_prepare_cohort"
+  encoder: resnet50
+  weights: {good}
+04_embeddings_umap:
+  align_dir: "{{run_dir}}/02_align"
+""")
+    runs = tmp_path / "runs"
+    with pytest.raises(BatchCheckError) as info:
+        run_batch(_cfg(d, parameters=("01.seed=two",), run_id="r", runs_dir=str(runs)))
+    message = str(info.value)
+    assert "'seed' must be int" in message
+    assert "02_align: weights: " in message and "pass --encoder resnet_small" in message
+    assert not (runs / "x" / "r").exists()  # nothing started, nothing written
+    with pytest.raises(BatchCheckError) as info:
+        run_batch(_cfg(d, parameters=(f"02.weights={broken}", "02.encoder=resnet_small"), run_id="r",
+                       runs_dir=str(runs)))
+    message = str(info.value)
+    assert "01_prepare_cohort: mimic_cxr=demo_out_missing/data/mimic-cxr-jpg does not exist" in message
+    assert "run `make demo` first" in message and "broken.pt: not a readable weights file" in message
+    with pytest.raises(BatchCheckError, match=r"04_embeddings_umap: align_dir=.*02_align is written by stage "
+                                              r"02_align, which this batch does not run before"):
+        run_batch(_cfg(d, stages=("04",), run_id="r", runs_dir=str(runs)))
+    argv = ["batch", "--dataset", "x", "--stages", "04", "--run-id", "r", "--params-dir", str(d),
+            "--notebooks-dir", str(ROOT / "notebooks"), "--runs-dir", str(runs)]
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "the batch did not start" in capsys.readouterr().err

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from medcam_lab.models import CheckpointKeyError, build_image_encoder, get_image_encoder_spec, list_image_encoders
-from medcam_lab.models.checkpoints import CHECKPOINT_LAYOUTS, load_backbone_weights
+from medcam_lab.models.checkpoints import CHECKPOINT_LAYOUTS, CheckpointReadError, load_backbone_weights
 
 
 def _random_state(name: str) -> dict[str, torch.Tensor]:
@@ -171,3 +172,33 @@ def test_pickle_needing_code_execution_is_refused(tmp_path, small):
     torch.save({"model": _Custom(small)}, path)
     with pytest.raises(pickle.UnpicklingError, match="code execution"):
         build_image_encoder("resnet_small", weights=path)
+
+
+def test_a_damaged_file_is_named_and_called_corrupt_or_truncated(tmp_path, small):
+    whole = _save(small, tmp_path / "whole.pth").read_bytes()
+    legacy = tmp_path / "legacy.pth"
+    torch.save(small, legacy, _use_new_zipfile_serialization=False)
+    cases = {"truncated.pth": whole[: len(whole) // 2], "legacy_truncated.pth": legacy.read_bytes()[:-100],
+             "random.pth": bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+             "pickle_cut.pth": pickle.dumps({"a": 1.0})[:-3]}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointReadError, match=rf"{name}: not a readable weights file: corrupt or truncated"):
+            build_image_encoder("resnet_small", weights=tmp_path / name)
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointReadError, match="empty.pth: .*empty; 0 bytes"):
+        build_image_encoder("resnet_small", weights=tmp_path / "empty.pth")
+
+
+def test_a_plain_pickle_of_objects_is_called_unsafe_not_corrupt(tmp_path, small):
+    path = tmp_path / "pickled_object.pkl"
+    path.write_bytes(pickle.dumps({"model": _Custom({"w": 1})}, protocol=4))
+    with pytest.raises(pickle.UnpicklingError, match="pickled_object.pkl: .*valid pickle.*code execution"):
+        build_image_encoder("resnet_small", weights=path)
+
+
+def test_a_wrong_encoder_name_suggests_the_one_whose_keys_match(tmp_path, small):
+    path = _save(small, tmp_path / "small.pth")
+    with pytest.raises(CheckpointKeyError, match=r"small.pth: .*match the image encoder\(s\) \['resnet_small'\]: "
+                                                 r"pass --encoder resnet_small"):
+        build_image_encoder("resnet18", weights=path)

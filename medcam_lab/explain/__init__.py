@@ -15,6 +15,7 @@ from medcam_lab.explain.aligned import (
     embed_split,
     last_block,
     load_aligner,
+    run_cohort,
 )
 from medcam_lab.explain.ehr import attributions_by_variable, ehr_attributions, variable_groups, variable_matrix
 from medcam_lab.explain.hooks import count_hooks
@@ -36,6 +37,7 @@ __all__ = [
     "integrated_gradients",
     "last_block",
     "load_aligner",
+    "run_cohort",
     "variable_groups",
     "variable_matrix",
 ]

@@ -22,29 +22,46 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from medcam_lab.config import AlignConfig, config_from_dict
+from medcam_lab.config import AlignConfig
 from medcam_lab.data.cohort import Cohort, PairedDataset, make_loader
 from medcam_lab.data.transforms import eval_transform
 from medcam_lab.models import MedCAMAligner, step_attention
+from medcam_lab.runinfo import read_run_config
 
-__all__ = ["SplitEmbeddings", "aligner_config", "load_aligner", "embed_split", "last_block"]
+__all__ = ["SplitEmbeddings", "aligner_config", "run_cohort", "load_aligner", "embed_split", "last_block"]
 
 STATES = ("initial", "final")
 
 
 def aligner_config(align_dir: str | Path) -> AlignConfig:
-    """The resolved :class:`AlignConfig` an alignment run wrote (``config.json``)."""
+    """The resolved :class:`AlignConfig` an alignment run wrote (``config.json``), its paths valid from the
+    current working directory (:func:`~medcam_lab.runinfo.read_run_config`)."""
     path = Path(align_dir) / "config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} missing: is {align_dir} the output directory of `medcam-lab align`?")
-    return config_from_dict(AlignConfig, json.loads(path.read_text()))
+        raise FileNotFoundError(f"{path} missing: is {align_dir} the output directory of `medcam-lab align` "
+                                f"(or notebook 02)? Relative paths are taken from {Path.cwd()}")
+    return read_run_config(align_dir, AlignConfig)
+
+
+def run_cohort(cfg: AlignConfig, cohort: str | Path = "") -> Path:
+    """The cohort to read: ``cohort`` when given (the user's parameter wins), else the run's own.
+
+    Raises:
+        FileNotFoundError: the directory holds no prepared cohort; the message names the parameter to set.
+    """
+    root = Path(cohort or cfg.cohort)
+    if not (root / "ehr_columns.json").exists():
+        whose = "the cohort given" if cohort else "the alignment run's cohort"
+        raise FileNotFoundError(f"{whose}, {root}, holds no prepared cohort (no ehr_columns.json): set the "
+                                f"parameter cohort to the directory `medcam-lab prepare` (notebook 01) wrote")
+    return root
 
 
 def cohort_feature_count(cohort: str | Path) -> int:
     """EHR features per timestep of a prepared cohort (the length of its ``ehr_columns.json``)."""
     path = Path(cohort) / "ehr_columns.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} missing: pass n_features, or the cohort the alignment run read")
+        raise FileNotFoundError(f"{path} missing: set the parameter cohort to the cohort the alignment run read")
     return len(json.loads(path.read_text()))
 
 
@@ -59,14 +76,15 @@ def load_aligner(
         state: ``"final"`` (last checkpointed epoch) or ``"initial"`` (as training started).
         n_features: EHR features per timestep; ``None`` = the length of the run's cohort
             ``ehr_columns.json`` (76 in ``medfuse`` mode, 60 in ``clean`` mode).
-        weights: image-only backbone for ``"initial"``; ``None`` = the run's ``weights``.
+        weights: image-only backbone for ``"initial"``; ``None`` or ``""`` = the run's ``weights``.
         device: where to put the model.
 
     Returns:
         ``(aligner, config)``.
 
     Raises:
-        FileNotFoundError: no ``config.json`` / ``checkpoint.pt``.
+        FileNotFoundError: no ``config.json`` / ``checkpoint.pt``, or (``"initial"``) the run's image-only
+            weights are gone; the message names the parameter to set.
         KeyError: the checkpoint's aligner keys do not match the configured model.
 
     Shape:
@@ -79,10 +97,14 @@ def load_aligner(
         raise ValueError(f"state must be one of {STATES}, got {state!r}")
     cfg = aligner_config(align_dir)
     if n_features is None:
-        n_features = cohort_feature_count(cfg.cohort)
+        n_features = cohort_feature_count(run_cohort(cfg))
     if state == "initial":
+        start = weights or cfg.weights
+        if start and not Path(start).is_file():
+            raise FileNotFoundError(f"the image-only weights the alignment run started from, {start}, are missing: "
+                                    f"set the parameter weights to that checkpoint")
         seed_everything(cfg.seed)  # the order of `align`: seed, then build
-        model, _ = build_aligner(cfg if weights is None else _with_weights(cfg, weights), n_features)
+        model, _ = build_aligner(_with_weights(cfg, start), n_features)
     else:
         path = Path(align_dir) / "checkpoint.pt"
         if not path.exists():

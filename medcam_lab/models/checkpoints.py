@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +25,11 @@ __all__ = [
     "CHECKPOINT_LAYOUTS",
     "CheckpointLayout",
     "CheckpointKeyError",
+    "CheckpointReadError",
     "LoadReport",
     "load_backbone_weights",
+    "checkpoint_matches",
+    "read_checkpoint",
     "backbone_state_dict",
     "save_state_dict_atomic",
 ]
@@ -131,19 +136,71 @@ CHECKPOINT_LAYOUTS: dict[str, CheckpointLayout] = {
 }
 
 
-def _read_checkpoint(path: str) -> Any:
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+class CheckpointReadError(ValueError):
+    """A weights file that cannot be read: corrupt or truncated (the message names the file and its size)."""
 
-        return load_file(path, device="cpu")
+
+def _well_formed_pickle(path: str) -> bool:
+    """Whether the file starts with a complete pickle stream (read opcode by opcode up to its STOP, nothing
+    executed); random bytes and a file cut short fail."""
     try:
+        with open(path, "rb") as fh:
+            for opcode, _, _ in pickletools.genops(fh):
+                if opcode.name == "STOP":
+                    return True
+    except Exception:  # noqa: BLE001 - any parse failure means: not a complete pickle
+        return False
+    return False
+
+
+def _unsafe_pickle(err: BaseException, path: str) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused a well-formed pickle for what it holds (objects that
+    need code execution, or opcodes its safe reader does not accept), as opposed to a damaged file."""
+    if not isinstance(err, pickle.UnpicklingError):
+        return False
+    text = str(err)
+    if "Unsupported global" in text or "not an allowed global" in text:
+        return True
+    return not zipfile.is_zipfile(path) and _well_formed_pickle(path)
+
+
+def _global_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if "global" in ln.lower()]
+    return next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else text[:200])
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """Read a local weights file (``torch.load(weights_only=True)``, or safetensors by extension).
+
+    Raises:
+        FileNotFoundError: no such file.
+        pickle.UnpicklingError: a well-formed pickle holding Python objects that need code execution; the
+            message says how to re-save the weights.
+        CheckpointReadError: anything else that stops reading (empty, truncated, random bytes, a broken
+            archive); the message names the file and its size.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    size = os.path.getsize(path)
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(path, device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(
-            f"{path}: refused by torch.load(weights_only=True): the file holds Python objects that need code "
-            f"execution to unpickle. Re-save only the weights where the file was written (e.g. "
-            f"torch.save(model.state_dict(), 'plain.pt')) or convert it to .safetensors. Detail: {err}"
-        ) from err
+    except Exception as err:  # noqa: BLE001 - every reading failure is reported with the file named
+        if _unsafe_pickle(err, path):
+            raise pickle.UnpicklingError(
+                f"{path}: refused by torch.load(weights_only=True): the file is a valid pickle but holds Python "
+                f"objects that need code execution to unpickle. Re-save only the weights where the file was "
+                f"written (e.g. torch.save(model.state_dict(), 'plain.pt')) or convert it to .safetensors. "
+                f"Detail: {_global_line(str(err))}"
+            ) from err
+        kind = "empty" if size == 0 else "corrupt or truncated (an incomplete copy or download?)"
+        detail = str(err).split(". ")[0] or type(err).__name__
+        raise CheckpointReadError(f"{path}: not a readable weights file: {kind}; {size:,} bytes. "
+                                  f"Copy it again from its source. Detail: {type(err).__name__}: {detail}") from err
 
 
 def _unwrap(obj: Any, path: str, select_prefix: str | None,
@@ -229,6 +286,7 @@ def load_backbone_weights(
         FileNotFoundError: if ``path`` does not exist.
         pickle.UnpicklingError: if the file holds objects that ``weights_only`` refuses (custom classes,
             i.e. unpickling would execute code); the message says how to re-export the weights.
+        CheckpointReadError: (a ``ValueError``) the file is empty, truncated or corrupt; the message names it.
         CheckpointKeyError: (a ``KeyError`` and ``ValueError``) on missing/unexpected keys other than the
             allowed ones; the message lists the first 10 of each and the file.
         ValueError: on a shape mismatch (naming the key) or a non-tensor entry.
@@ -237,13 +295,22 @@ def load_backbone_weights(
         - every checkpoint tensor must have the shape of the model tensor of the same key.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    obj = read_checkpoint(path)
+    to_load, missing, ignored = _plan_load(model, obj, path, allowed_missing, allowed_unexpected, select_prefix,
+                                           layout)
+    model.load_state_dict(to_load, strict=False)
+    return LoadReport(path=path, missing_keys=sorted(missing), ignored_keys=sorted(ignored))
+
+
+def _plan_load(model: nn.Module, obj: Any, path: str, allowed_missing: Iterable[str],
+               allowed_unexpected: Iterable[str], select_prefix: str | None,
+               layout: str | CheckpointLayout | None) -> tuple[dict[str, Tensor], set[str], set[str]]:
+    """What to load from a read checkpoint ``obj`` into ``model``: ``(state to load, missing, ignored)``;
+    raises as :func:`load_backbone_weights` on any mismatch. Only shapes are read from ``model``."""
     if isinstance(layout, str):
         if layout not in CHECKPOINT_LAYOUTS:
             raise ValueError(f"unknown checkpoint layout {layout!r}; known: {sorted(CHECKPOINT_LAYOUTS)}")
         layout = CHECKPOINT_LAYOUTS[layout]
-    obj = _read_checkpoint(path)
     state, dropped = _unwrap(obj, path, select_prefix, layout)
     target = model.state_dict()
     allowed_missing, allowed_unexpected = set(allowed_missing), set(allowed_unexpected)
@@ -272,8 +339,18 @@ def load_backbone_weights(
                 f"{tuple(target[key].shape)}"
             )
     to_load = {key: value for key, value in state.items() if key not in ignored}
-    model.load_state_dict(to_load, strict=False)
-    return LoadReport(path=path, missing_keys=sorted(missing), ignored_keys=sorted(ignored | set(dropped)))
+    return to_load, missing, ignored | set(dropped)
+
+
+def checkpoint_matches(model: nn.Module, obj: Any, path: str = "<checkpoint>",
+                       layout: str | CheckpointLayout | None = None) -> bool:
+    """Whether a read checkpoint ``obj`` would load into ``model`` (keys and shapes; nothing is copied, so
+    ``model`` may live on the ``meta`` device)."""
+    try:
+        _plan_load(model, obj, path, HEAD_KEYS, HEAD_KEYS, None, layout)
+    except (CheckpointKeyError, ValueError):
+        return False
+    return True
 
 
 def backbone_state_dict(model: nn.Module, head_prefix: str = "fc.") -> dict[str, Tensor]:

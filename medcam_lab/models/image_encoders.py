@@ -21,12 +21,18 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch  # noqa: F401  (used by the doctest)
+import torch
 import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from medcam_lab.models.checkpoints import load_backbone_weights
+from medcam_lab.models.checkpoints import (
+    CheckpointKeyError,
+    CheckpointReadError,
+    checkpoint_matches,
+    load_backbone_weights,
+    read_checkpoint,
+)
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -41,6 +47,7 @@ __all__ = [
     "list_image_encoders",
     "get_image_encoder_spec",
     "build_image_encoder",
+    "encoders_matching",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -156,8 +163,41 @@ def build_image_encoder(name: str, weights: str | os.PathLike[str] | None = None
     model.spec = spec
     path = weights if weights is not None else spec.weights
     if path is not None:
-        load_backbone_weights(model, path, layout=spec.checkpoint_layout)
+        try:
+            load_backbone_weights(model, path, layout=spec.checkpoint_layout)
+        except (CheckpointKeyError, ValueError) as err:
+            if isinstance(err, CheckpointReadError):
+                raise
+            others = encoders_matching(path, exclude=(name,))
+            if not others:
+                raise
+            raise CheckpointKeyError(f"{err}. The file's keys and shapes match the image encoder(s) {others}: "
+                                     f"pass --encoder {others[0]} (the encoder parameter)") from None
     return model
+
+
+def encoders_matching(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> list[str]:
+    """The registered encoders (``exclude`` left out) whose keys and shapes a weights file matches: the
+    suggestion when ``--encoder`` names the wrong one. Encoders are built on the ``meta`` device (no memory,
+    no initialisation); one that cannot be built there is left out of the suggestion.
+
+    Shape:
+        - no tensor arguments.
+    """
+    obj = read_checkpoint(path)
+    found = []
+    for name in list_image_encoders():
+        if name in exclude:
+            continue
+        spec = _REGISTRY[name]
+        try:
+            with torch.device("meta"):
+                candidate = spec.builder()
+        except Exception:  # noqa: BLE001 - a suggestion only: an encoder not buildable on meta is not offered
+            continue
+        if checkpoint_matches(candidate, obj, os.fspath(path), spec.checkpoint_layout):
+            found.append(name)
+    return found
 
 
 class SmallResNet(ResNet):

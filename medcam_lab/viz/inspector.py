@@ -20,7 +20,14 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from medcam_lab.explain.aligned import SplitEmbeddings, embed_split, last_block, load_aligner
+from medcam_lab.explain.aligned import (
+    SplitEmbeddings,
+    aligner_config,
+    embed_split,
+    last_block,
+    load_aligner,
+    run_cohort,
+)
 from medcam_lab.explain.images import grad_cam, image_ehr_similarity, integrated_gradients
 from medcam_lab.viz.attention import AttentionView, attention_heatmap, attention_view
 from medcam_lab.viz.images import overlay_png
@@ -293,9 +300,9 @@ def build_inspector(align_dir: str | Path, cohort: str | Path = "", splits: tupl
     """
     from medcam_lab.data.cohort import load_cohort
 
-    aligner, cfg = load_aligner(align_dir, "final", device=device)
-    root = Path(cohort or cfg.cohort)
+    root = run_cohort(aligner_config(align_dir), cohort)  # a cohort given by the caller wins
     data = load_cohort(root)
+    aligner, cfg = load_aligner(align_dir, "final", n_features=data.ehr.shape[-1], device=device)
     raw = np.load(root / "ehr_values.npy", mmap_mode="r")
     timestep = float(json.loads((root / "config.json").read_text()).get("timestep", 2.0)) \
         if (root / "config.json").exists() else 2.0
