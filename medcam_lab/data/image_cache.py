@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from medcam_lab.data.grayscale import to_gray
+
 CACHE_FILE = "images_uint8.npy"
 
 
@@ -29,7 +31,7 @@ def load_and_resize(path: str | os.PathLike[str], size: int) -> np.ndarray:
     with Image.open(path) as img:
         if img.format == "JPEG":
             img.draft("L", (size, size))  # let libjpeg decode at a reduced scale (much faster on big files)
-        img = img.convert("L")
+        img = to_gray(img)  # one rule for colour and 16-bit files (medcam_lab.data.grayscale)
         w, h = img.size
         scale = size / min(w, h)
         new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))

@@ -24,6 +24,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from medcam_lab.data.grayscale import to_gray
+
 __all__ = ["XRayDataset", "read_split_ids", "check_columns", "read_gray_image"]
 
 
@@ -48,13 +50,10 @@ def check_columns(frame: pd.DataFrame, required: Sequence[str], path: str | Path
 
 
 def read_gray_image(path: str | Path) -> np.ndarray:
-    """An 8-bit grayscale image (H, W) uint8 from PNG/JPG (RGB is converted with PIL's luma)."""
+    """An 8-bit grayscale image (H, W) uint8 from PNG/JPG, by the rule of :mod:`medcam_lab.data.grayscale`
+    (colour: PIL's luma; 16-bit: scaled by the image maximum)."""
     with Image.open(path) as img:
-        if img.mode == "I;16" or img.mode == "I":
-            arr = np.asarray(img, dtype=np.float64)
-            top = arr.max() if arr.max() > 0 else 1.0
-            return np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
-        return np.array(img.convert("L"), dtype=np.uint8)
+        return np.array(to_gray(img), dtype=np.uint8)
 
 
 class XRayDataset(torch.utils.data.Dataset):
