@@ -26,8 +26,6 @@
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from medcam_lab.config import AlignConfig
 from medcam_lab.notebook_params import configs_from_parameters, names_before_parameters, parameters_since
@@ -75,21 +73,21 @@ cfg
 
 # %%
 from medcam_lab.training.align import align  # noqa: E402
+from medcam_lab.training.progress import show_progress  # noqa: E402
 
+show_progress()  # one line per epoch: losses, time per epoch, time left
 adapted = align(cfg)
 print("adapted backbone:", adapted)
 
 # %% [markdown]
-# Learning curves: training and validation losses, and image → EHR retrieval on the validation split.
+# Learning curves: training and validation losses, and image → EHR retrieval on the validation split; the
+# dashed green line is the epoch whose backbone was kept (lowest validation loss).
 
 # %%
+from medcam_lab.viz import history_figure, write_html  # noqa: E402
+
 history = pd.read_json(Path(cfg.out) / "history.json")
 history.to_csv(Path(cfg.out) / "history.csv", index=False)
-fig = make_subplots(rows=1, cols=2, subplot_titles=("losses", "validation retrieval"))
-for col in [c for c in history.columns if c.endswith(("_loss", "_global", "_local"))]:
-    fig.add_trace(go.Scatter(x=history["epoch"], y=history[col], name=col), row=1, col=1)
-for col in ("val_retrieval_top1", "val_retrieval_top5"):
-    fig.add_trace(go.Scatter(x=history["epoch"], y=history[col], name=col), row=1, col=2)
-fig.update_layout(height=380)
-fig.write_html(Path(cfg.out) / "history.html", include_plotlyjs=True)
+fig = history_figure(history)
+write_html(fig, Path(cfg.out) / "history.html")
 fig

@@ -71,7 +71,9 @@ ft
 # %%
 from medcam_lab.evaluation import evaluate_predictions  # noqa: E402
 from medcam_lab.training.finetune import finetune  # noqa: E402
+from medcam_lab.training.progress import show_progress  # noqa: E402
 
+show_progress()  # one line per validation: losses, validation AUROC, time left
 predictions = finetune(ft)
 ev = dataclasses.replace(ev, predictions=str(predictions), out=str(Path(ft.out) / "evaluation"))
 result = evaluate_predictions(ev)

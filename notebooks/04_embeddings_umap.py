@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 from medcam_lab.config import EmbeddingsConfig
 from medcam_lab.notebook_params import configs_from_parameters, names_before_parameters, parameters_since
@@ -65,8 +66,16 @@ cfg
 # %%
 from medcam_lab.data.cohort import load_cohort  # noqa: E402
 from medcam_lab.explain import aligner_config, embed_split, load_aligner, run_cohort  # noqa: E402
+from medcam_lab.explain.ehr import cohort_units  # noqa: E402
 from medcam_lab.runinfo import write_json_atomic  # noqa: E402
-from medcam_lab.viz import ehr_variable_summary, retrieval_accuracy, umap_2d, umap_figure, write_figures_html  # noqa: E402,E501
+from medcam_lab.viz import (  # noqa: E402
+    ehr_variable_summary,
+    retrieval_accuracy,
+    retrieval_figure,
+    umap_2d,
+    umap_figure,
+    write_figures_html,
+)
 
 run = aligner_config(cfg.align_dir)
 root = run_cohort(run, cfg.cohort)  # the cohort parameter wins over the run's
@@ -86,7 +95,8 @@ print(f"{len(after.rows)} images of split {cfg.split!r}")
 retrieval = {"before": retrieval_accuracy(before.z_cxr, before.z_ehr),
              "after": retrieval_accuracy(after.z_cxr, after.z_ehr), "split": cfg.split}
 write_json_atomic(out_dir / "retrieval.json", retrieval)
-pd.DataFrame({k: retrieval[k] for k in ("before", "after")}).T
+display(pd.DataFrame({k: retrieval[k] for k in ("before", "after")}).T)
+retrieval_figure(retrieval)
 
 # %%
 raw = np.load(root / "ehr_values.npy", mmap_mode="r")
@@ -101,6 +111,8 @@ if missing:
     raise KeyError(f"colour column(s) {missing} are neither labels nor continuous EHR variables")
 frame = pd.concat([frame, labels[list(cfg.color_labels)], variables[list(cfg.color_variables)]], axis=1)
 frame.to_parquet(out_dir / "umap_points.parquet", index=False)
-figures = [umap_figure(frame, c) for c in (*cfg.color_labels, *cfg.color_variables)]
+units = cohort_units(root)
+figures = [umap_figure(frame, c, units=units) for c in (*cfg.color_labels, *cfg.color_variables)]
 write_figures_html(figures, out_dir / "umap.html")
-figures[0]
+for figure in figures:
+    display(figure)

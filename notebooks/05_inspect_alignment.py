@@ -61,7 +61,7 @@ cfg
 
 # %%
 from medcam_lab.explain import attributions_by_variable, ehr_attributions  # noqa: E402
-from medcam_lab.viz import attention_heatmap, ehr_attribution_heatmap  # noqa: E402
+from medcam_lab.viz import attention_heatmap, ehr_attribution_heatmap, write_html  # noqa: E402
 from medcam_lab.viz.inspector import build_inspector  # noqa: E402
 
 inspector = build_inspector(cfg.align_dir, cfg.cohort, splits=cfg.splits, k=cfg.k or None,
@@ -71,7 +71,11 @@ data = inspector.split
 aligner = inspector.aligner
 
 # %% [markdown]
-# Static snapshots: attention view, Grad-CAM overlay, and EHR Integrated Gradients per variable × step.
+# Static snapshots: attention view, Grad-CAM overlay, and EHR Integrated Gradients per variable × step (the
+# HTML files share one `plotly.min.js` in `out`). In both EHR views a row is a variable (grouped: vital
+# signs, respiratory, GCS, perfusion, laboratory, body size; unit in brackets), a column a 2-hour step
+# placed at its hours before the image; hovering a cell gives its value as charted, whether it was measured
+# in that step, carried forward from an earlier one or filled with the normal value, and the clock time.
 
 # %%
 cohort_data = inspector.cohort
@@ -79,7 +83,7 @@ written = []
 for position in range(min(cfg.n_snapshots, len(data))):
     inspector.item_selector.value = position
     stem = out_dir / f"{data.name}_{position:03d}_subject_{data.embeddings.meta['subject_id'].iloc[position]}"
-    attention_heatmap(inspector.view).write_html(f"{stem}_attention.html", include_plotlyjs=True)
+    write_html(attention_heatmap(inspector.view), f"{stem}_attention.html")
     Path(f"{stem}_gradcam.png").write_bytes(bytes(inspector.image_view.value))
     row = int(data.embeddings.rows[position])
     length = int(data.embeddings.lengths[position])
@@ -88,8 +92,8 @@ for position in range(min(cfg.n_snapshots, len(data))):
     attr, delta = ehr_attributions(aligner, ehr, torch.tensor([length]), z_cxr, n_steps=cfg.ig_steps)
     by_var, names = attributions_by_variable(attr, cohort_data.ehr_columns)
     fig = ehr_attribution_heatmap(by_var[0].numpy(), inspector.view.hours, names, float(delta[0]),
-                                  title=f"EHR Integrated Gradients, {stem.name}")
-    fig.write_html(f"{stem}_ehr_attribution.html", include_plotlyjs=True)
+                                  title=f"EHR Integrated Gradients, {data.label(position)}", view=inspector.view)
+    write_html(fig, f"{stem}_ehr_attribution.html")
     written.append(stem.name)
 inspector.item_selector.value = 0 if len(data) else None
 print(f"{len(written)} snapshots in {out_dir}")

@@ -161,7 +161,8 @@ def test_every_notebook_runs_and_writes_its_artifacts(tiny_batch):
         assert executed.metadata["papermill"]["parameters"] == params[nb]
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     assert pd.read_csv(run / "01_prepare_cohort" / "label_prevalence.csv").shape[0] == 14
-    assert (run / "02_align" / "history.html").stat().st_size > 100_000  # plotly.js embedded: opens offline
+    assert (run / "02_align" / "plotly.min.js").stat().st_size > 1_000_000  # history.html reads it: opens offline
+    assert "plotly.min.js" in (run / "02_align" / "history.html").read_text()
     metrics = json.loads((run / "03_finetune_evaluate" / "evaluation" / "metrics.json").read_text())
     assert 0 <= metrics["auroc"]["point"] <= 1
     retrieval = json.loads((run / "04_embeddings_umap" / "retrieval.json").read_text())

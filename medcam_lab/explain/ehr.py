@@ -13,7 +13,9 @@ LSTM (packed sequences), so their attribution is exactly 0.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,9 +24,23 @@ from torch import Tensor, nn
 
 from medcam_lab.explain.images import integrated_gradients
 
-__all__ = ["VariableGroup", "variable_groups", "variable_matrix", "ehr_attributions", "attributions_by_variable"]
+__all__ = ["VariableGroup", "VariableTable", "variable_groups", "variable_matrix", "variable_table",
+           "ehr_attributions", "attributions_by_variable", "cohort_units", "CLINICAL_GROUPS"]
 
 MASK_PREFIX = "mask->"
+
+#: The 17 variables in clinical groups, the display order of the EHR views (a variable not listed goes last).
+CLINICAL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("vital signs", ("Heart Rate", "Systolic blood pressure", "Diastolic blood pressure", "Mean blood pressure",
+                     "Respiratory rate", "Oxygen saturation", "Temperature")),
+    ("respiratory support and blood gas", ("Fraction inspired oxygen", "pH")),
+    ("neurological (GCS)", ("Glascow coma scale total", "Glascow coma scale eye opening",
+                            "Glascow coma scale motor response", "Glascow coma scale verbal response")),
+    ("perfusion", ("Capillary refill rate",)),
+    ("laboratory", ("Glucose",)),
+    ("body size", ("Height", "Weight")),
+)
+MEASURED, CARRIED, NORMAL = "measured", "carried forward", "normal-filled"
 
 
 @dataclass(frozen=True)
@@ -80,43 +96,113 @@ def variable_groups(columns: list[str]) -> list[VariableGroup]:
 
 
 def variable_matrix(raw: np.ndarray, columns: list[str], length: int) -> tuple[np.ndarray, list[list[str]], list[str]]:
-    """One stay's discretized EHR as a variable × time table for display.
+    """One stay's discretized EHR as a variable × time table, variables in :func:`variable_groups` order: the
+    colour values, texts "value (measured / carried forward / normal-filled)" and the names of
+    :func:`variable_table`.
 
-    Colour values are scaled per variable to [0, 1] over the valid steps (a continuous variable by its
-    min–max, a categorical one by the position of its category); the texts give the actual value and
-    whether it was observed in the bin or imputed.
+    Shape:
+        - raw: (T, F) with T ≥ length; scaled: (V, length).
+    """
+    table = variable_table(raw, columns, length)
+    back = np.argsort(table.order)
+    texts = [[f"{v} ({s})" for v, s in zip(table.values[i], table.status[i])] for i in back]
+    return table.scaled[back], texts, [table.names[i] for i in back]
+
+
+@dataclass(frozen=True)
+class VariableTable:
+    """One stay's EHR as a variable × time table a clinician reads: variables in clinical groups, the value
+    of every cell as charted (with its unit; a categorical one as its text) and how the cell was filled.
+
+    Attributes:
+        names: variable names in display order (:data:`CLINICAL_GROUPS`); groups: the group of each.
+        units: the unit of each variable (``""`` when unknown or unitless).
+        scaled: colour value per cell in [0, 1]: a continuous variable by its min–max over the stay's valid
+            steps, a categorical one by the position of its category (NaN: nothing to show).
+        values: the cell's value as text (``"92 /min"``, ``"4 Spontaneously"``).
+        status: per cell ``"measured"`` (observed in the bin), ``"carried forward"`` (the last measurement of
+            the window repeated) or ``"normal-filled"`` (nothing measured yet in the window: the
+            discretizer's normal value); ``"unknown"`` when the cohort stores no masks.
+        order: for each displayed row, its index in :func:`variable_groups` (to reorder other tables).
+
+    Shape:
+        - scaled: (V, length); values, status: V lists of length strings.
+    """
+
+    names: list[str]
+    groups: list[str]
+    units: list[str]
+    scaled: np.ndarray
+    values: list[list[str]]
+    status: list[list[str]]
+    order: list[int]
+
+
+def _display_order(names: list[str]) -> list[int]:
+    rank = {n: i for i, (_, members) in enumerate(CLINICAL_GROUPS) for n in members}
+    within = {n: j for _, members in CLINICAL_GROUPS for j, n in enumerate(members)}
+    return sorted(range(len(names)), key=lambda i: (rank.get(names[i], len(CLINICAL_GROUPS)),
+                                                    within.get(names[i], 0), names[i]))
+
+
+def _fill_status(observed: np.ndarray) -> list[str]:
+    seen = np.cumsum(observed) > 0
+    return [MEASURED if o else (CARRIED if s else NORMAL) for o, s in zip(observed, seen)]
+
+
+def variable_table(raw: np.ndarray, columns: list[str], length: int,
+                   units: dict[str, str] | None = None) -> VariableTable:
+    """The display table of one stay (see :class:`VariableTable`).
 
     Args:
         raw: the stay's discretized (not normalized) EHR.
         columns: the cohort's column names (``ehr_columns.json``).
         length: valid steps (``n_bins``).
-
-    Returns:
-        ``(scaled, texts, names)``: ``scaled`` (V, length) with NaN where nothing can be shown, ``texts``
-        V lists of ``length`` strings, and the V variable names.
+        units: unit per variable (e.g. ``medcam_lab.ehr.ranges.VALID_RANGES``'s, in ``clean`` mode).
 
     Shape:
         - raw: (T, F) with T ≥ length.
     """
+    units = units or {}
     groups = variable_groups(columns)
-    steps = raw[:length]
+    group_of = {n: g for g, members in CLINICAL_GROUPS for n in members}
+    steps = np.asarray(raw)[:length]
+    order = _display_order([g.name for g in groups])
     scaled = np.full((len(groups), length), np.nan)
-    texts: list[list[str]] = []
-    for v, g in enumerate(groups):
-        observed = steps[:, g.mask_column] > 0.5 if g.mask_column is not None else np.ones(length, bool)
-        tag = ["observed" if o else "imputed" for o in observed]
+    values: list[list[str]] = []
+    status: list[list[str]] = []
+    for row, v in enumerate(order):
+        g = groups[v]
+        if g.mask_column is not None:
+            status.append(_fill_status(steps[:, g.mask_column] > 0.5))
+        else:
+            status.append(["unknown"] * length)
+        unit = units.get(g.name, "")
         if g.categories:
             block = steps[:, list(g.value_columns)]
             has = block.max(axis=1) > 0.5
             pos = block.argmax(axis=1)
-            scaled[v] = np.where(has, pos / max(len(g.categories) - 1, 1), np.nan)
-            texts.append([f"{g.categories[p]} ({t})" if h else f"— ({t})" for p, h, t in zip(pos, has, tag)])
+            scaled[row] = np.where(has, pos / max(len(g.categories) - 1, 1), np.nan)
+            values.append([g.categories[p] if h else "—" for p, h in zip(pos, has)])
         else:
             col = steps[:, g.value_columns[0]].astype(float)
             lo, hi = (np.nanmin(col), np.nanmax(col)) if length else (0.0, 0.0)
-            scaled[v] = (col - lo) / (hi - lo) if hi > lo else np.full(length, 0.5)
-            texts.append([f"{x:.4g} ({t})" for x, t in zip(col, tag)])
-    return scaled, texts, [g.name for g in groups]
+            scaled[row] = (col - lo) / (hi - lo) if hi > lo else np.full(length, 0.5)
+            values.append([f"{x:.4g} {unit}".strip() for x in col])
+    names = [groups[v].name for v in order]
+    return VariableTable(names, [group_of.get(n, "other") for n in names], [units.get(n, "") for n in names],
+                         scaled, values, status, order)
+
+
+def cohort_units(cohort: str | Path) -> dict[str, str]:
+    """Units of a prepared cohort's discretized values: in ``clean`` mode every continuous variable is
+    converted to one unit by item id (:data:`medcam_lab.ehr.ranges.VALID_RANGES`); in ``medfuse`` mode the
+    values stay as charted (mixed units), so no unit is claimed (``{}``)."""
+    from medcam_lab.ehr.ranges import VALID_RANGES
+
+    path = Path(cohort) / "config.json"
+    compat = json.loads(path.read_text()).get("compat", "") if path.exists() else ""
+    return {name: r.unit for name, r in VALID_RANGES.items() if r.unit} if compat == "clean" else {}
 
 
 def _ehr_similarity(aligner: nn.Module):

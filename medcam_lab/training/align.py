@@ -39,6 +39,7 @@ from medcam_lab.models import (
 )
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.checkpoint import resume_training_state, save_training_state
+from medcam_lab.training.progress import EpochProgress
 from medcam_lab.training.runtime import (
     Runtime,
     autocast,
@@ -205,6 +206,7 @@ def _align(cfg: AlignConfig, ctx, device_name: str) -> Path:
     spec = module.model.image_encoder.spec
     per_rank = cfg.batch_size
     lo, hi = ctx.rank * per_rank, (ctx.rank + 1) * per_rank
+    progress = EpochProgress("align", cfg.epochs, start)
     for epoch in range(start, cfg.epochs):
         seed_everything(process_seed(cfg.seed, epoch, ctx.rank))
         gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))  # shared: crops of the global batch
@@ -235,7 +237,7 @@ def _align(cfg: AlignConfig, ctx, device_name: str) -> Path:
             if record["val_loss"] < best["val_loss"]:
                 best = {"val_loss": record["val_loss"], "epoch": epoch + 1}
                 save_state_dict_atomic(backbone_state_dict(module.model.image_encoder), best_path)
-            log.info("align epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
+            progress.report(epoch + 1, record)
             if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
                 save_training_state(ckpt, epoch + 1, module, optimizer, history, extra={"best": best})
         barrier(ctx)

@@ -28,6 +28,7 @@ from medcam_lab.metrics import per_label_metric
 from medcam_lab.models import build_image_encoder, save_state_dict_atomic
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.checkpoint import load_checkpoint, save_checkpoint
+from medcam_lab.training.progress import EpochProgress
 from medcam_lab.training.runtime import (
     Runtime,
     autocast,
@@ -169,6 +170,7 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
     stopped = state is not None and bool(state["extra"].get("stopped", False))
     epoch = start
     bar = tqdm(total=cfg.epochs, initial=start, desc=f"finetune lr={lr:g}", leave=False, mininterval=2.0)
+    progress = EpochProgress(f"finetune lr={lr:g}", cfg.epochs, start)
     while epoch < cfg.epochs and not stopped:
         seed_everything(epoch_seed(cfg.seed, epoch))
         gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
@@ -203,6 +205,8 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
                 stopped = bad_evals >= cfg.patience
         history.append(record)
         bar.update()
+        if "val_auroc" in record or stopped:  # one line per validation (an early stop ends on one)
+            progress.report(epoch, record)
         save_checkpoint({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "history": history, "extra": {"best": best, "bad_evals": bad_evals, "stopped": stopped}},
                         ckpt_path)

@@ -14,8 +14,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from medcam_lab.explain.ehr import variable_groups
+from medcam_lab.viz.style import BINARY_COLORS, COLORS, style
+from medcam_lab.viz.style import write_html as _write_html
 
-__all__ = ["retrieval_accuracy", "umap_2d", "ehr_variable_summary", "umap_figure", "write_figures_html"]
+__all__ = ["retrieval_accuracy", "umap_2d", "ehr_variable_summary", "umap_figure", "retrieval_figure",
+           "write_figures_html"]
 
 
 def retrieval_accuracy(z_image: np.ndarray, z_ehr: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
@@ -84,36 +87,81 @@ def ehr_variable_summary(raw: np.ndarray, lengths: np.ndarray, columns: list[str
     return pd.DataFrame(out)
 
 
-def umap_figure(frame: pd.DataFrame, color: str, title: str = "") -> go.Figure:
-    """Before | after scatter of ``frame`` (columns ``before_x/_y``, ``after_x/_y``), coloured by ``color``.
+def _is_binary(values: pd.Series) -> bool:
+    return bool(values.dropna().isin([0, 1]).all())
+
+
+def umap_figure(frame: pd.DataFrame, color: str, title: str = "", units: dict[str, str] | None = None) -> go.Figure:
+    """Before | after scatter of ``frame`` (columns ``before_x/_y``, ``after_x/_y``), coloured by ``color``:
+    a binary label in two discrete colours (and unknown in grey), a continuous variable on a colour bar with
+    its unit.
 
     Shape:
         - no tensor arguments.
     """
     if color not in frame.columns:
         raise KeyError(f"colour column {color!r} not in the UMAP frame; have {list(frame.columns)}")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("before alignment", "after alignment"))
+    unit = (units or {}).get(color, "")
+    label = f"{color} ({unit})" if unit else color
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("before alignment", "after alignment"),
+                        horizontal_spacing=0.06)
     values = frame[color]
     hover = frame.get("subject_id", pd.Series(range(len(frame)))).astype(str)
     for col, prefix in ((1, "before"), (2, "after")):
-        fig.add_trace(go.Scattergl(
-            x=frame[f"{prefix}_x"], y=frame[f"{prefix}_y"], mode="markers", text=hover,
-            marker=dict(color=values, colorscale="Viridis", size=6, showscale=col == 2,
-                        colorbar=dict(title=color[:18])),
-            hovertemplate="subject %{text}<br>" + color + ": %{marker.color}<extra></extra>", name=prefix,
-        ), row=1, col=col)
-    fig.update_layout(title=title or f"UMAP of image embeddings, coloured by {color}", height=430, showlegend=False)
+        x, y = frame[f"{prefix}_x"], frame[f"{prefix}_y"]
+        if _is_binary(values):
+            groups = (("1", values == 1, "positive"), ("0", values == 0, "negative"),
+                      ("unknown", values.isna(), "unknown"))
+            for key, mask, name in groups:
+                if not mask.any():
+                    continue
+                fig.add_trace(go.Scattergl(
+                    x=x[mask], y=y[mask], mode="markers", text=hover[mask], name=f"{color}: {name}",
+                    legendgroup=key, showlegend=col == 1, marker=dict(color=BINARY_COLORS[key], size=6),
+                    hovertemplate="subject %{text}<br>" + f"{color}: {name}<extra></extra>"), row=1, col=col)
+        else:
+            fig.add_trace(go.Scattergl(
+                x=x, y=y, mode="markers", text=hover, name=prefix, showlegend=False,
+                marker=dict(color=values, colorscale="Viridis", size=6, showscale=col == 2,
+                            colorbar=dict(title=dict(text=label.replace(" (", "<br>("), side="top"))),
+                hovertemplate="subject %{text}<br>" + label + ": %{marker.color:.4g}<extra></extra>",
+            ), row=1, col=col)
+    what = "window mean of measured values" if not _is_binary(values) else "label"
+    style(fig, title or f"UMAP of image embeddings, coloured by {label} ({what})", height=460, width=1000)
+    fig.update_xaxes(title_text="UMAP 1", showticklabels=False)
+    fig.update_yaxes(title_text="UMAP 2", showticklabels=False)
     return fig
 
 
-def write_figures_html(figures: list[go.Figure], path: str | Path) -> Path:
-    """Write several figures into one self-contained HTML file (plotly.js embedded once, no network).
+def retrieval_figure(retrieval: dict) -> go.Figure:
+    """Image → EHR retrieval top-1/top-5 before and after alignment (``retrieval.json``), with chance level.
 
     Shape:
         - no tensor arguments.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
-    path.write_text("<html><head><meta charset='utf-8'></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
-    return path
+    fig = go.Figure()
+    ks = [k for k in (1, 5) if f"top{k}" in retrieval["after"]]
+    for name, color in (("before", COLORS["other"]), ("after", COLORS["selected"])):
+        fig.add_trace(go.Bar(x=[f"top-{k}" for k in ks], y=[retrieval[name][f"top{k}"] for k in ks],
+                             name=f"{name} alignment", marker_color=color,
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>"))
+    fig.add_trace(go.Scatter(x=[f"top-{k}" for k in ks], y=[retrieval["after"][f"chance_top{k}"] for k in ks],
+                             mode="markers+text", name="chance (k / n)", text=["chance"] * len(ks),
+                             textposition="top center", marker=dict(symbol="line-ew-open", size=40,
+                                                                   color=COLORS["reference"], line=dict(width=2))))
+    n = retrieval["after"].get("n", "?")
+    style(fig, f"image → EHR retrieval on split {retrieval.get('split', '?')!r} ({n} images)", height=380, width=560)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="fraction of images whose own EHR is among the k nearest", range=[0, 1])
+    fig.update_xaxes(title_text="k nearest EHR embeddings")
+    return fig
+
+
+def write_figures_html(figures: list[go.Figure], path: str | Path) -> Path:
+    """Write several figures into one HTML page that reads ``plotly.min.js`` from its folder (written there
+    once; opens offline). See :func:`medcam_lab.viz.style.write_html`.
+
+    Shape:
+        - no tensor arguments.
+    """
+    return _write_html(figures, path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from medcam_lab.explain.aligned import (
     load_aligner,
     run_cohort,
 )
+from medcam_lab.explain.ehr import cohort_units
 from medcam_lab.explain.images import grad_cam, image_ehr_similarity, integrated_gradients
 from medcam_lab.viz.attention import AttentionView, attention_heatmap, attention_view
 from medcam_lab.viz.images import overlay_png
@@ -54,6 +55,7 @@ class InspectorSplit:
     images: np.ndarray
     raw_ehr: np.ndarray
     columns: list[str]
+    units: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.embeddings.rows)
@@ -238,8 +240,11 @@ class AlignmentInspector(widgets.VBox):
             return
         data = self.split
         emb = data.embeddings
+        meta = emb.meta.iloc[pos]
         self.view = attention_view(emb.attention[pos], data.raw_ehr[pos], data.columns, int(emb.lengths[pos]),
-                                   self.k_slider.value, self._timestep_hours, title=data.label(pos))
+                                   self.k_slider.value, self._timestep_hours, title=data.label(pos),
+                                   window_hours=meta.get("window_hours"), image_time=meta.get("study_datetime"),
+                                   units=data.units)
         fig = attention_heatmap(self.view)
         bundle = {"application/vnd.plotly.v1+json": json.loads(fig.to_json()),
                   "text/plain": f"attention view: top-{len(self.view.selected)} steps {list(self.view.selected)}"}
@@ -304,13 +309,14 @@ def build_inspector(align_dir: str | Path, cohort: str | Path = "", splits: tupl
     data = load_cohort(root)
     aligner, cfg = load_aligner(align_dir, "final", n_features=data.ehr.shape[-1], device=device)
     raw = np.load(root / "ehr_values.npy", mmap_mode="r")
-    timestep = float(json.loads((root / "config.json").read_text()).get("timestep", 2.0)) \
-        if (root / "config.json").exists() else 2.0
+    prepared = json.loads((root / "config.json").read_text()) if (root / "config.json").exists() else {}
+    timestep = float(prepared.get("timestep", 2.0))
+    units = cohort_units(root)
 
     def load_split(name: str) -> InspectorSplit:
         emb = embed_split(aligner, data, name, cfg.image_size, batch_size, device)
         return InspectorSplit(name, emb, np.asarray(data.images[emb.rows]), np.asarray(raw[emb.rows]),
-                              list(data.ehr_columns))
+                              list(data.ehr_columns), units)
 
     inspector = AlignmentInspector(load_split, splits, k or cfg.k, make_attribute_fn(aligner, cfg.image_size, ig_steps),
                                    n_neighbours, timestep)
