@@ -158,6 +158,12 @@ class FinetuneConfig:
     ``patience`` counts evaluations without improvement.
     The learning-rate grid's winner is chosen on validation macro-AUROC; test is touched once.
     ``precision``, ``channels_last`` and ``compile`` as in :class:`AlignConfig` (``auto`` = on for CUDA).
+    ``label_fraction``: share of the training patients kept (nested across fractions, seeded by ``seed``, every
+    label keeping a positive where it can; VinDr-CXR 1 % / 10 %: the BenchX lists; see
+    :mod:`medcam_lab.data.label_fraction`); validation and test stay whole.
+    ``seeds``: repeats of the whole run, one per seed, under ``out/seed_<s>`` (empty = one run with ``seed``).
+    A linear probe computes the frozen encoder's features once (centre crop, no augmentation) and trains the
+    head on them.
     """
 
     data: str = ""
@@ -175,6 +181,8 @@ class FinetuneConfig:
     eval_every: int = 5
     patience: int = 10
     seed: int = 0
+    label_fraction: float = 1.0
+    seeds: tuple[int, ...] = ()
     num_workers: int = 0
     device: str = "auto"
     precision: str = "auto"

@@ -3,7 +3,9 @@
 Reads a predictions file written by ``finetune`` (``true:<label>`` / ``score:<label>`` columns; NaN = label
 unknown, excluded for that label) and writes ``metrics.json``. Labels with one class in the evaluated
 set are skipped and listed. ``compare_predictions`` gives the paired-bootstrap CI of a difference between
-two models scored on the same rows.
+two models scored on the same rows; ``pool_seed_predictions`` the same over runs repeated with several
+training seeds (mean, sd, per-seed values, and the seed-and-row bootstrap of
+:func:`medcam_lab.metrics.pooled_seed_bootstrap`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medcam_lab.config import EvaluateConfig
-from medcam_lab.metrics import bootstrap_ci, paired_bootstrap_diff
+from medcam_lab.metrics import bootstrap_ci, paired_bootstrap_diff, pooled_seed_bootstrap
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.finetune import read_predictions
 
@@ -35,17 +37,45 @@ def evaluate_predictions(cfg: EvaluateConfig) -> dict:
     return result
 
 
-def compare_predictions(path_a: str | Path, path_b: str | Path, n_resamples: int = 1000, confidence: float = 0.95,
-                        seed: int = 0) -> dict:
-    """Paired bootstrap of macro(a) − macro(b) for AUROC and AUPRC; the two files must hold the same rows."""
-    y_true_a, score_a, names_a, ids_a = read_predictions(path_a)
-    y_true_b, score_b, names_b, ids_b = read_predictions(path_b)
+def _same_rows(path_a: str | Path, path_b: str | Path, a: tuple, b: tuple) -> None:
+    (y_true_a, _, names_a, ids_a), (y_true_b, _, names_b, ids_b) = a, b
     if names_a != names_b or not np.array_equal(ids_a.to_numpy(), ids_b.to_numpy()):
         raise ValueError(f"{path_a} and {path_b} do not score the same rows and labels")
     if not np.array_equal(np.nan_to_num(y_true_a, nan=-1), np.nan_to_num(y_true_b, nan=-1)):
         raise ValueError(f"{path_a} and {path_b} disagree on the true labels")
+
+
+def compare_predictions(path_a: str | Path, path_b: str | Path, n_resamples: int = 1000, confidence: float = 0.95,
+                        seed: int = 0) -> dict:
+    """Paired bootstrap of macro(a) − macro(b) for AUROC and AUPRC; the two files must hold the same rows."""
+    read_a, read_b = read_predictions(path_a), read_predictions(path_b)
+    _same_rows(path_a, path_b, read_a, read_b)
+    y_true_a, score_a, names_a, _ = read_a
+    score_b = read_b[1]
     return {
         metric: paired_bootstrap_diff(y_true_a, score_a, score_b, metric=metric, n_resamples=n_resamples,
                                       confidence=confidence, seed=seed, label_names=names_a)
         for metric in METRICS
     }
+
+
+def pool_seed_predictions(paths_a: dict[int, str | Path], paths_b: dict[int, str | Path] | None = None,
+                          n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Macro AUROC/AUPRC of runs repeated over training seeds ({seed: predictions file}), pooled; with
+    ``paths_b`` (the same seeds) also the paired difference a − b pooled over seeds and rows.
+
+    Returns:
+        {metric: :func:`medcam_lab.metrics.pooled_seed_bootstrap` result} for ``auroc`` and ``auprc``.
+    """
+    seeds = list(paths_a)
+    if paths_b is not None and list(paths_b) != seeds:
+        raise ValueError(f"both arms need the same seeds, got {seeds} and {list(paths_b)}")
+    files = [paths_a[s] for s in seeds] + ([paths_b[s] for s in seeds] if paths_b is not None else [])
+    read = [read_predictions(p) for p in files]
+    for p, r in zip(files[1:], read[1:]):
+        _same_rows(files[0], p, read[0], r)
+    scores = [r[1] for r in read]
+    scores_a, scores_b = scores[:len(seeds)], (scores[len(seeds):] if paths_b is not None else None)
+    return {metric: pooled_seed_bootstrap(read[0][0], scores_a, scores_b, metric=metric, n_resamples=n_resamples,
+                                          confidence=confidence, seed=seed, seeds=seeds)
+            for metric in METRICS}

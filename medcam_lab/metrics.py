@@ -45,6 +45,8 @@ __all__ = [
     "bootstrap_indices",
     "bootstrap_ci",
     "paired_bootstrap_diff",
+    "seed_bootstrap_indices",
+    "pooled_seed_bootstrap",
 ]
 
 #: Names accepted by the ``metric`` arguments.
@@ -668,4 +670,109 @@ def paired_bootstrap_diff(
     )
     if return_replicates:
         out["replicates"] = diffs
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# repeats over training seeds
+# --------------------------------------------------------------------------------------------------
+
+
+def seed_bootstrap_indices(n_seeds: int, n_resamples: int, seed: int | None = 0) -> np.ndarray:
+    """Seed positions drawn with replacement for each resample of :func:`pooled_seed_bootstrap`.
+
+    Drawn from ``np.random.default_rng([seed, 1])`` (a stream apart from the rows' ``default_rng(seed)``, so
+    the row resamples equal :func:`bootstrap_indices`). With one seed every entry is 0.
+
+    Shape:
+        output: (R, S) with entries in [0, S).
+    """
+    if n_seeds < 1 or n_resamples < 1:
+        raise ValueError(f"n_seeds and n_resamples must be >= 1, got {n_seeds} and {n_resamples}")
+    if n_seeds == 1:
+        return np.zeros((n_resamples, 1), dtype=np.int64)
+    rng = np.random.default_rng(None if seed is None else [seed, 1])
+    return rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+
+
+def _seed_summary(points: np.ndarray, reps: np.ndarray, seed_idx: np.ndarray, confidence: float,
+                  seeds: Sequence[Any]) -> dict[str, Any]:
+    """points (S,), reps (R, S) macro values → pooled interval, mean/sd/per-seed values."""
+    pooled = np.take_along_axis(reps, seed_idx, axis=1).mean(axis=1)  # NaN where a drawn seed had no macro
+    out: dict[str, Any] = _interval(float(points.mean()), pooled, confidence)
+    out.update(mean=float(points.mean()), sd=float(points.std(ddof=1)) if points.size > 1 else 0.0,
+               per_seed={str(s): float(v) for s, v in zip(seeds, points)},
+               n_valid_resamples=int((~np.isnan(pooled)).sum()))
+    return out, pooled
+
+
+def pooled_seed_bootstrap(
+    y_true: Any,
+    scores_a: Sequence[Any],
+    scores_b: Sequence[Any] | None = None,
+    metric: str = "auroc",
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+    seeds: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """Macro metric over repeated training seeds, and the paired difference of two arms, pooled over seeds.
+
+    ``scores_a[s]`` (and ``scores_b[s]``) are the test scores of the run with training seed ``s``; all runs
+    score the same rows ``y_true``. Arms are paired by seed: run ``s`` of both arms shares its seed (head
+    initialization, batch order and, below a label fraction of 1, the training subset). Resample ``r`` draws
+
+    * rows ``i_r`` = :func:`bootstrap_indices` ``(N, R, seed)[r]``, shared by every seed and both arms, and
+    * seeds ``σ_r`` = :func:`seed_bootstrap_indices` ``(S, R, seed)[r]`` (S positions with replacement), shared
+      by both arms,
+
+    and computes ``m_a(r) = mean_{s∈σ_r} macro(a_s on i_r)`` (same for b) and ``d(r) = m_a(r) − m_b(r)``.
+    The point values are the means over seeds on the full table; the intervals are percentiles of ``m_a``
+    and ``d``. Resampling seeds as well as rows makes the interval carry the between-seed variance (a
+    two-level bootstrap); with one seed it is exactly :func:`bootstrap_ci` / :func:`paired_bootstrap_diff`.
+    Labels are skipped per resample as there (from ``y_true`` only, so alike for every run).
+
+    Returns:
+        ``{"a": {...}, "b": {...}, "difference": {...}}`` (``b``/``difference`` only with ``scores_b``); each with
+        ``point``, ``low``, ``high``, ``basic_low``, ``basic_high``, ``mean``, ``sd`` (over seeds, ddof 1),
+        ``per_seed`` and ``n_valid_resamples``; the difference also ``p_value`` (as
+        :func:`paired_bootstrap_diff`); plus ``metric``, ``n_resamples``, ``confidence``, ``seed``,
+        ``seeds``, ``n_rows``, ``labels`` (kept label positions) and ``skipped_labels``.
+
+    Shape:
+        y_true: (N, L); scores_a[s], scores_b[s]: (N, L) for each of S seeds.
+    """
+    metric = _check_metric(metric)
+    n_resamples, confidence = _check_bootstrap_args(n_resamples, confidence)
+    arms = [list(scores_a)] + ([list(scores_b)] if scores_b is not None else [])
+    n_seeds = len(arms[0])
+    if n_seeds == 0 or any(len(arm) != n_seeds for arm in arms):
+        raise ValueError(f"every arm needs one score table per seed, got {[len(arm) for arm in arms]}")
+    seeds = list(seeds) if seeds is not None else list(range(n_seeds))
+    if len(seeds) != n_seeds:
+        raise ValueError(f"{len(seeds)} seed names for {n_seeds} score tables")
+    flat = [s for arm in arms for s in arm]
+    y, *checked, _ = _validate_2d(y_true, *flat, score_names=[f"scores[{k}]" for k in range(len(flat))])
+    kept, skipped, points, reps = _bootstrap_values(y, checked, metric, n_resamples, seed)
+    seed_idx = seed_bootstrap_indices(n_seeds, n_resamples, seed)
+    out: dict[str, Any] = {}
+    pooled = []
+    for name, k0 in zip(("a", "b"), range(0, len(flat), n_seeds)):
+        arm_points = np.array([points[k].mean() for k in range(k0, k0 + n_seeds)])
+        arm_reps = np.stack([_macro(reps[k]) for k in range(k0, k0 + n_seeds)], axis=1)  # (R, S)
+        out[name], arm_pooled = _seed_summary(arm_points, arm_reps, seed_idx, confidence, seeds)
+        pooled.append((arm_points, arm_reps))
+    if scores_b is not None:
+        (pa, ra), (pb, rb) = pooled
+        diff, diffs = _seed_summary(pa - pb, ra - rb, seed_idx, confidence, seeds)
+        valid = diffs[~np.isnan(diffs)]
+        point = diff["point"]
+        if point == 0.0 or valid.size == 0:
+            diff["p_value"] = 1.0
+        else:
+            other_side = (valid <= 0.0) if point > 0 else (valid >= 0.0)
+            diff["p_value"] = min(1.0, 2.0 * float(other_side.mean()))
+        out["difference"] = diff
+    out.update(metric=metric, n_resamples=n_resamples, confidence=confidence, seed=seed, seeds=seeds,
+               n_rows=int(y.shape[0]), labels=kept, skipped_labels=skipped)
     return out

@@ -6,12 +6,19 @@ epochs (BenchX: 10 and 5, so an early plateau does not end a run), early stoppin
 ``patience`` evaluations without improvement, the best-validation weights kept. The grid's winner is chosen
 on validation only; then the test split is predicted once and the predictions are written for
 ``medcam-lab evaluate``.
+
+``label_fraction`` < 1 trains on a nested, seeded, patient-level subset of the training split
+(:mod:`medcam_lab.data.label_fraction`; written to ``training_subset.json``); validation and test stay whole.
+A linear probe (``linear_probe``) computes the frozen encoder's features of the training and validation
+images once (centre crop, as for prediction; :class:`FeatureCache`, shared by the grid and by seeds) and
+trains the head on them in the same seeded batch order as a fine-tuning run. ``finetune_seeds`` repeats the
+run for every seed of ``cfg.seeds``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +29,7 @@ from tqdm.auto import tqdm
 
 from medcam_lab.config import FinetuneConfig
 from medcam_lab.data.cohort import ImageLabelDataset, load_cohort, make_loader
+from medcam_lab.data.label_fraction import BENCHX_TRAIN_LISTS, TrainingSubset, benchx_subset, training_subset
 from medcam_lab.data.nih import NIH_LABELS, load_nih
 from medcam_lab.data.transforms import eval_transform, train_transform
 from medcam_lab.metrics import per_label_metric
@@ -68,36 +76,56 @@ class Splits:
     test: ImageLabelDataset
     pathologies: tuple[str, ...]
     id_column: str
+    subset: TrainingSubset | None = None
 
 
 def load_splits(cfg: FinetuneConfig) -> Splits:
     """The three splits of a prepared MIMIC cohort (``dataset="cohort"``), a prepared NIH set (``"nih"``) or
-    a ``medcam-lab prepare-images`` directory of any dataset class (``"images"``)."""
+    a ``medcam-lab prepare-images`` directory of any dataset class (``"images"``); the training split is cut
+    to ``cfg.label_fraction`` of its patients (seeded by ``cfg.seed``)."""
+    source = None  # dataset name for the shipped BenchX fraction lists
     if cfg.dataset == "cohort":
         cohort = load_cohort(cfg.data)
         images, labels, meta, names, id_col = cohort.images, cohort.labels, cohort.pairs, cohort.pathologies, "dicom_id"
-        split = meta["split"].to_numpy()
+        patient_col = "subject_id"
     elif cfg.dataset == "nih":
         images, meta = load_nih(cfg.data)
-        names, id_col = NIH_LABELS, "Image Index"
+        names, id_col, patient_col = NIH_LABELS, "Image Index", "Patient ID"
         labels = meta[list(names)].to_numpy(dtype=np.float32)
-        split = meta["split"].to_numpy()
     elif cfg.dataset == "images":
+        import json
+
         from medcam_lab.datasets.prepared import load_prepared_images
 
         images, meta, names = load_prepared_images(cfg.data)
         id_col = "image_id"
+        patient_col = "patient_id" if "patient_id" in meta.columns else id_col
         labels = meta[list(names)].to_numpy(dtype=np.float32)
-        split = meta["split"].to_numpy()
+        source = json.loads((Path(cfg.data) / "dataset.json").read_text()).get("dataset")
     else:
         raise ValueError(f"dataset must be 'cohort', 'nih' or 'images', got {cfg.dataset!r}")
-    parts = {}
+    split = meta["split"].to_numpy()
+    parts, subset = {}, None
     for name in ("train", "val", "test"):
         idx = np.flatnonzero(split == name)
         if len(idx) == 0:
             raise ValueError(f"split {name!r} of {cfg.data} is empty")
+        if name == "train":
+            subset = _training_subset(cfg, idx, meta, labels, tuple(names), patient_col, id_col, source)
+            idx = subset.rows
         parts[name] = ImageLabelDataset(images, labels, meta, names, idx)
-    return Splits(parts["train"], parts["val"], parts["test"], tuple(names), id_col)
+    return Splits(parts["train"], parts["val"], parts["test"], tuple(names), id_col, subset)
+
+
+def _training_subset(cfg: FinetuneConfig, train_rows: np.ndarray, meta: pd.DataFrame, labels: np.ndarray,
+                     names: tuple[str, ...], patient_col: str, id_col: str, source: str | None) -> TrainingSubset:
+    rows_labels = labels[train_rows]
+    listed = BENCHX_TRAIN_LISTS.get((source, float(cfg.label_fraction)))
+    if listed:
+        return benchx_subset(train_rows, meta[id_col].to_numpy()[train_rows], rows_labels, listed,
+                             cfg.label_fraction, cfg.seed, names)
+    return training_subset(train_rows, meta[patient_col].to_numpy()[train_rows], rows_labels, cfg.label_fraction,
+                           cfg.seed, names)
 
 
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -131,6 +159,51 @@ def predict(model: ImageClassifier, dataset: ImageLabelDataset, cfg: FinetuneCon
     return torch.cat(scores).numpy().astype(np.float64)
 
 
+@dataclass
+class FeatureCache:
+    """Features of a frozen encoder by table row, computed once per (data, encoder, weights, image size).
+
+    The features are those :func:`predict` feeds the head: eval transform (centre crop), encoder in eval mode.
+    One cache can be shared by the runs of a learning-rate grid and of several seeds (their training subsets
+    differ; only rows not seen yet are computed).
+    """
+
+    store: dict[tuple, dict[int, torch.Tensor]] = field(default_factory=dict)
+
+    @torch.no_grad()
+    def features(self, model: ImageClassifier, dataset: ImageLabelDataset, cfg: FinetuneConfig,
+                 device: torch.device | Runtime) -> torch.Tensor:
+        """Shape: returns (len(dataset), D) float32 on the device, in the dataset's order."""
+        key = (str(cfg.data), cfg.dataset, cfg.encoder, str(cfg.weights), cfg.image_size)
+        done = self.store.setdefault(key, {})
+        missing = np.array(sorted(set(dataset.indices.tolist()) - set(done)), dtype=np.int64)
+        if len(missing):
+            model.eval()
+            spec = model.encoder.spec
+            chunk = max(cfg.batch_size, 256)
+            for start in range(0, len(missing), chunk):
+                rows = missing[start:start + chunk]
+                raw = torch.from_numpy(np.asarray(dataset.images[rows])).to(_device(device))
+                images = to_device_images(eval_transform(raw, cfg.image_size, spec.mean, spec.std), device)
+                with autocast(device):
+                    feats = model.encoder(images).float()
+                done.update(zip(rows.tolist(), feats))
+        return torch.stack([done[r] for r in dataset.indices.tolist()])
+
+
+class _Positions(torch.utils.data.Dataset):
+    """Stand-in dataset of length n whose batches are the positions: the batch order of ``make_loader``."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitems__(self, positions: list[int]) -> torch.Tensor:
+        return torch.as_tensor(positions)
+
+
 def macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     values, _ = per_label_metric(labels, scores, "auroc")
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
@@ -152,10 +225,21 @@ def _build(cfg: FinetuneConfig, n_labels: int, lr: float, device: torch.device |
     return model, optimizer
 
 
-def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, device: torch.device | Runtime) -> dict:
-    """Train at one learning rate with early stopping; resumable; returns its summary."""
+def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, device: torch.device | Runtime,
+                 features: FeatureCache | None = None) -> dict:
+    """Train at one learning rate with early stopping; resumable; returns its summary.
+
+    A linear probe trains the head on the frozen encoder's cached features (``features``, a new cache if
+    None) in the batch order of the image loader, so it equals a probe that runs the encoder on the
+    centre-cropped images of every batch.
+    """
     model, optimizer = _build(cfg, len(splits.pathologies), lr, device)
     spec = model.encoder.spec
+    cached = None
+    if cfg.linear_probe:
+        features = features if features is not None else FeatureCache()
+        cached = {name: features.features(model, getattr(splits, name), cfg, device) for name in ("train", "val")}
+        train_labels = torch.from_numpy(splits.train.labels).to(_device(device))
     ckpt_path, best_path = out / "checkpoint.pt", out / "best_model.pt"
     state = load_checkpoint(ckpt_path)
     start, history, best, bad_evals = 0, [], {"val_auroc": -np.inf, "epoch": 0}, 0
@@ -178,15 +262,25 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
         if cfg.linear_probe:
             model.encoder.eval()
         losses = []
-        loader = make_loader(splits.train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch),
-                             num_workers=cfg.num_workers, pin_memory=_device(device).type == "cuda",
-                             drop_last=len(splits.train) > cfg.batch_size)  # no batch of one for BatchNorm
+        drop_last = len(splits.train) > cfg.batch_size  # no batch of one for BatchNorm
+        if cached is not None:
+            loader = make_loader(_Positions(len(splits.train)), cfg.batch_size, shuffle=True,
+                                 seed=epoch_seed(cfg.seed, epoch), drop_last=drop_last)
+        else:
+            loader = make_loader(splits.train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch),
+                                 num_workers=cfg.num_workers, pin_memory=_device(device).type == "cuda",
+                                 drop_last=drop_last)
         for batch in loader:
-            raw = batch["image"].to(_device(device), non_blocking=True)  # uint8 bytes; crop on the device
-            images = to_device_images(train_transform(raw, cfg.image_size, spec.mean, spec.std, gen), device)
-            labels = batch["labels"].to(_device(device), non_blocking=True)
-            with autocast(device):
-                logits = model(images)
+            if cached is not None:
+                with autocast(device):
+                    logits = model.head(cached["train"][batch])
+                labels = train_labels[batch]
+            else:
+                raw = batch["image"].to(_device(device), non_blocking=True)  # uint8 bytes; crop on the device
+                images = to_device_images(train_transform(raw, cfg.image_size, spec.mean, spec.std, gen), device)
+                labels = batch["labels"].to(_device(device), non_blocking=True)
+                with autocast(device):
+                    logits = model(images)
             loss = masked_bce(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -195,7 +289,13 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
         epoch += 1
         record: dict = {"epoch": epoch, "train_loss": float(torch.stack(losses).mean())}
         if epoch == cfg.epochs or (epoch >= cfg.eval_start and (epoch - cfg.eval_start) % cfg.eval_every == 0):
-            val_auroc = macro_auroc(splits.val.labels, predict(model, splits.val, cfg, device))
+            if cached is not None:
+                model.eval()
+                with torch.no_grad(), autocast(device):
+                    val_scores = torch.sigmoid(model.head(cached["val"]).float()).cpu().numpy().astype(np.float64)
+            else:
+                val_scores = predict(model, splits.val, cfg, device)
+            val_auroc = macro_auroc(splits.val.labels, val_scores)
             record["val_auroc"] = val_auroc
             if val_auroc > best["val_auroc"]:
                 best, bad_evals = {"val_auroc": val_auroc, "epoch": epoch}, 0
@@ -216,19 +316,30 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
             "early_stopped": stopped}
 
 
-def finetune(cfg: FinetuneConfig) -> Path:
-    """Run the learning-rate grid, pick the best on validation, predict test once.
+def finetune(cfg: FinetuneConfig, features: FeatureCache | None = None) -> Path:
+    """Run the learning-rate grid, pick the best on validation, predict test once (one seed: ``cfg.seed``).
 
     Returns:
         path of ``predictions_test.parquet`` (ids, ``true:<label>`` and ``score:<label>`` columns).
+
+    Raises:
+        ValueError: if ``cfg.seeds`` is set (that is :func:`finetune_seeds`).
     """
+    if cfg.seeds:
+        raise ValueError("cfg.seeds is set: run finetune_seeds(cfg) for repeats over seeds")
     out = Path(cfg.out)
     write_run_info(out, "finetune", cfg)
     device = resolve_runtime(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     splits = load_splits(cfg)
+    write_json_atomic(out / "training_subset.json", splits.subset.summary() | {
+        "ids": splits.train.meta[splits.id_column].astype(str).tolist() if cfg.label_fraction < 1 else "all"})
+    if splits.subset.labels_without_positive:
+        log.warning("label fraction %g, seed %d: no positive left for %s", cfg.label_fraction, cfg.seed,
+                    splits.subset.labels_without_positive)
+    features = features if features is not None else FeatureCache()
     summaries = []
     for i, lr in enumerate(cfg.lr_grid):
-        summaries.append(train_one_lr(cfg, splits, lr, out / f"lr_{i}", device))
+        summaries.append(train_one_lr(cfg, splits, lr, out / f"lr_{i}", device, features))
         log.info("lr=%g: best val macro-AUROC %.4f at epoch %d", lr, summaries[-1]["best_val_auroc"],
                  summaries[-1]["best_epoch"])
     valid = [s for s in summaries if np.isfinite(s["best_val_auroc"])]
@@ -243,6 +354,30 @@ def finetune(cfg: FinetuneConfig) -> Path:
     test_path = write_predictions(model, splits.test, splits, cfg, device, out / "predictions_test.parquet")
     write_json_atomic(out / "finetune_summary.json", {"grid": summaries, "selected": winner})
     return test_path
+
+
+def seed_run_dir(out: str | Path, seed: int) -> Path:
+    """Where :func:`finetune_seeds` puts the run of one seed."""
+    return Path(out) / f"seed_{seed}"
+
+
+def finetune_seeds(cfg: FinetuneConfig, features: FeatureCache | None = None) -> dict[int, Path]:
+    """One :func:`finetune` per seed of ``cfg.seeds`` (or ``cfg.seed`` alone) under ``out/seed_<s>``.
+
+    The seed sets the head's initialization, the batch order, the augmentations and the training subset of a
+    label fraction < 1. A linear probe computes the frozen features once for all seeds.
+
+    Returns:
+        {seed: path of that run's ``predictions_test.parquet``}.
+    """
+    seeds = tuple(cfg.seeds) or (cfg.seed,)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+    write_run_info(cfg.out, "finetune", cfg)
+    features = features if features is not None else FeatureCache()
+    paths = {s: finetune(replace(cfg, seed=s, seeds=(), out=str(seed_run_dir(cfg.out, s))), features) for s in seeds}
+    write_json_atomic(Path(cfg.out) / "seeds.json", {str(s): str(p) for s, p in paths.items()})
+    return paths
 
 
 def write_predictions(model: ImageClassifier, dataset: ImageLabelDataset, splits: Splits, cfg: FinetuneConfig,
