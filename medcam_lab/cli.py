@@ -93,7 +93,14 @@ def _cmd_align(args: argparse.Namespace) -> None:
 def _cmd_finetune(args: argparse.Namespace) -> None:
     from medcam_lab.training.finetune import finetune
 
-    print(finetune(_config(FinetuneConfig, args)))
+    cfg = _config(FinetuneConfig, args)
+    if not cfg.seeds:
+        print(finetune(cfg))
+        return
+    from medcam_lab.evaluation import write_seed_summary
+    from medcam_lab.training.finetune import finetune_seeds
+
+    print(write_seed_summary(finetune_seeds(cfg), cfg.out))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:

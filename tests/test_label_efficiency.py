@@ -194,3 +194,21 @@ def test_linear_probe_on_cached_features_equals_the_probe_run_on_the_fly(tiny_co
         assert torch.equal(cached["encoder." + key], value), key
     subset = json.loads((tmp_path / "probe" / "seed_2" / "training_subset.json").read_text())
     assert subset["n_images"] == len(splits.train) and subset["fraction"] == 0.5
+
+
+def test_finetune_command_with_seeds_writes_one_run_per_seed_and_the_pooled_summary(tiny_cohort, tmp_path):
+    from medcam_lab.cli import main
+
+    out = tmp_path / "ft"
+    argv = ["finetune", "--data", str(tiny_cohort), "--out", str(out), "--encoder", "resnet_small", "--image-size",
+            "32", "--epochs", "1", "--eval-start", "1", "--eval-every", "1", "--lr-grid", "0.001", "--linear-probe",
+            "--label-fraction", "0.5", "--seeds", "0", "1", "--device", "cpu"]
+    assert main(argv) == 0
+    summary = json.loads((out / "seeds_metrics.json").read_text())
+    for seed in (0, 1):
+        assert (out / f"seed_{seed}" / "predictions_test.parquet").exists()
+        subset = json.loads((out / f"seed_{seed}" / "training_subset.json").read_text())
+        assert subset
+    per_seed = summary["auroc"]["a"]["per_seed"]
+    assert set(per_seed) == {"0", "1"} and np.isfinite(list(per_seed.values())).all()
+    assert summary["auroc"]["a"]["mean"] == pytest.approx(np.mean(list(per_seed.values())))
