@@ -81,10 +81,11 @@ def pool_seed_predictions(paths_a: dict[int, str | Path], paths_b: dict[int, str
             for metric in METRICS}
 
 
-def write_seed_summary(paths: dict[int, str | Path], out: str | Path) -> Path:
+def write_seed_summary(paths: dict[int, str | Path], out: str | Path, n_resamples: int = 1000,
+                       confidence: float = 0.95) -> Path:
     """``seeds_metrics.json`` in ``out``: :func:`pool_seed_predictions` of one arm's runs over seeds
     ({seed: predictions file}) — mean, sd and per-seed macro AUROC/AUPRC with the seed-and-row bootstrap."""
     path = Path(out) / "seeds_metrics.json"
     write_json_atomic(path, {"predictions": {str(s): str(p) for s, p in paths.items()},
-                             **pool_seed_predictions(paths)})
+                             **pool_seed_predictions(paths, n_resamples=n_resamples, confidence=confidence)})
     return path

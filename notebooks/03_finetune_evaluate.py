@@ -26,6 +26,7 @@
 
 # %%
 import dataclasses
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +53,8 @@ eval_start: int = 10  # first validation epoch
 eval_every: int = 5  # epochs between validations
 patience: int = 10  # validations without improvement before stopping
 seed: int = 0  # seed (training and bootstrap)
+label_fraction: float = 1.0  # share of the training patients kept (nested, seeded); validation and test whole
+seeds: tuple = ()  # repeat the fine-tuning once per seed (empty: one run with seed)
 num_workers: int = 0  # data-loader workers
 device: str = "auto"  # auto: CUDA when available, else CPU
 precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; or bf16 / fp32
@@ -69,12 +72,22 @@ print("device:", resolve_device(ft.device))
 ft
 
 # %%
-from medcam_lab.evaluation import evaluate_predictions  # noqa: E402
-from medcam_lab.training.finetune import finetune  # noqa: E402
+from medcam_lab.evaluation import evaluate_predictions, write_seed_summary  # noqa: E402
+from medcam_lab.training.finetune import finetune, finetune_seeds  # noqa: E402
 from medcam_lab.training.progress import show_progress  # noqa: E402
 
 show_progress()  # one line per validation: losses, validation AUROC, time left
-predictions = finetune(ft)
+if ft.seeds:  # one run per seed; the pooled summary, then the first seed's run in detail below
+    seed_predictions = finetune_seeds(ft)
+    seed_summary = json.loads(write_seed_summary(seed_predictions, ft.out, ev.n_resamples, ev.confidence).read_text())
+    for metric in ("auroc", "auprc"):
+        a = seed_summary[metric]["a"]
+        print(f"over seeds {list(seed_predictions)}: macro {metric.upper()} mean {a['mean']:.4f} (sd {a['sd']:.4f}; "
+              f"{ev.confidence:.0%} CI over seeds and images {a['low']:.4f}–{a['high']:.4f}); per seed {a['per_seed']}")
+    predictions = seed_predictions[ft.seeds[0]]
+    print(f"below: the run of seed {ft.seeds[0]}")
+else:
+    predictions = finetune(ft)
 ev = dataclasses.replace(ev, predictions=str(predictions), out=str(Path(ft.out) / "evaluation"))
 result = evaluate_predictions(ev)
 for metric in ("auroc", "auprc"):
