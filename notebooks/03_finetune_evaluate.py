@@ -88,7 +88,7 @@ if ft.seeds:  # one run per seed; the pooled summary, then the first seed's run 
     print(f"below: the run of seed {ft.seeds[0]}")
 else:
     predictions = finetune(ft)
-ev = dataclasses.replace(ev, predictions=str(predictions), out=str(Path(ft.out) / "evaluation"))
+ev = dataclasses.replace(ev, predictions=str(predictions), out=str(Path(predictions).parent / "evaluation"))
 result = evaluate_predictions(ev)
 for metric in ("auroc", "auprc"):
     r = result[metric]

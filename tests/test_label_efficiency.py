@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -212,3 +213,21 @@ def test_finetune_command_with_seeds_writes_one_run_per_seed_and_the_pooled_summ
     per_seed = summary["auroc"]["a"]["per_seed"]
     assert set(per_seed) == {"0", "1"} and np.isfinite(list(per_seed.values())).all()
     assert summary["auroc"]["a"]["mean"] == pytest.approx(np.mean(list(per_seed.values())))
+
+
+@pytest.mark.slow
+def test_notebook_03_with_seeds_shows_the_pooled_summary(tiny_cohort, tmp_path):
+    import papermill as pm
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    out = tmp_path / "ft"
+    params = {"data": str(tiny_cohort), "out": str(out), "encoder": "resnet_small", "image_size": 32,
+              "lr_grid": [0.001], "epochs": 1, "eval_start": 1, "eval_every": 1, "linear_probe": True,
+              "label_fraction": 0.5, "seeds": [0, 1], "device": "cpu", "n_resamples": 50}
+    executed = pm.execute_notebook(str(root / "03_finetune_evaluate.ipynb"), str(tmp_path / "03.ipynb"),
+                                   parameters=params, kernel_name="python3", cwd=str(root), progress_bar=False)
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    summary = json.loads((out / "seeds_metrics.json").read_text())
+    assert summary["auroc"]["n_resamples"] == 50 and set(summary["auroc"]["a"]["per_seed"]) == {"0", "1"}
+    assert "over seeds [0, 1]: macro AUROC mean" in text and "below: the run of seed 0" in text
+    assert (out / "seed_0" / "evaluation" / "metrics.json").exists()
