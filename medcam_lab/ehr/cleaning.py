@@ -134,14 +134,14 @@ def _parse_unique(text: np.ndarray, strict: bool) -> np.ndarray:
 
 def _numeric_values(
     text: np.ndarray, fallback: np.ndarray, use_fallback: np.ndarray, strict: bool, valuenum_fallback: bool
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Numbers of one variable's rows and a reason code per row (0 = fine).
 
     A row whose text is not a number but whose ``valuenum`` is finite is a masked value: read from
     ``valuenum`` when ``valuenum_fallback`` is on (reason 0), else reason ``_MASKED``.
 
     Shape:
-        all arguments (n,); returns (n,) float64, (n,) int8 and the (n,) bool masked-value flags.
+        all arguments (n,); returns (n,) float64, (n,) int8 and (n,) bool masked-value flags.
     """
     codes, uniques = pd.factorize(text)
     parsed = _parse_unique(np.asarray(uniques, dtype=object), strict)[codes]
@@ -193,7 +193,7 @@ def _clean_numeric(
     label: np.ndarray,
     itemid: np.ndarray,
     switches: CleanSwitches,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply the rule of one cleaned variable (medfuse rules, or the fixes ``switches`` turn on).
 
     Shape:
