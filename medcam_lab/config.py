@@ -162,6 +162,8 @@ class FinetuneConfig:
     label keeping a positive where it can; VinDr-CXR 1 % / 10 %: the BenchX lists; see
     :mod:`medcam_lab.data.label_fraction`); validation and test stay whole.
     ``seeds``: repeats of the whole run, one per seed, under ``out/seed_<s>`` (empty = one run with ``seed``).
+    ``select_lr_once``: with ``seeds``, search the learning-rate grid on the first seed only; the other seeds
+    train at the learning rate it selected on validation (one run per seed instead of one per grid entry).
     A linear probe computes the frozen encoder's features once (centre crop, no augmentation) and trains the
     head on them.
     """
@@ -183,6 +185,7 @@ class FinetuneConfig:
     seed: int = 0
     label_fraction: float = 1.0
     seeds: tuple[int, ...] = ()
+    select_lr_once: bool = False
     num_workers: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -209,6 +212,10 @@ class DemoConfig:
         visual_gain: strength of the findings drawn in the generated images (``SynthConfig.visual_gain``).
         align_backbone_mode, align_lr: how alignment trains the backbone on the demo (see
             ``docs/decisions.md`` for the ablation behind these values).
+        label_fractions, seeds: the label-efficiency comparison: both arms fine-tuned on each share of the
+            MIMIC-shaped training patients, once per seed (the first seed searches the lr grid, the others
+            reuse its choice), scored on the whole test split; the run at 100 % with ``seed`` is the main
+            table's. Empty ``label_fractions`` skips it.
     """
 
     out: str = "demo_out"
@@ -224,6 +231,8 @@ class DemoConfig:
     finetune_epochs: int = 40
     lr_grid: tuple[float, ...] = (1e-2, 1e-3)
     n_resamples: int = 1000
+    label_fractions: tuple[float, ...] = (0.1, 1.0)
+    seeds: tuple[int, ...] = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -389,7 +398,11 @@ class ReproduceConfig:
             ``eva_x_tiny``, ``eva_x_small``, ``convirt``, ``gloria``, ``medclip``, ``mgca``) and optionally
             ``image_only=...`` (the image-pretrained encoder MedCAM starts from).
         encoder, image_size: the ResNet used for the supervised, MedMod and MedCAM rows.
-        quick: CPU-sized epochs (demo and tests); off = the paper's protocol sizes.
+        label_fractions, seeds: label efficiency: every row fine-tuned on each share of the training patients
+            (nested, seeded; VinDr-CXR 1 % / 10 %: the BenchX lists), once per seed, with the tables per
+            fraction (mean over seeds; intervals over seeds and test rows) and the figure
+            ``label_efficiency.{png,html}``. The default (``1.0`` and no seeds) is one run per row with ``seed``.
+        select_lr_once: with several seeds, the first seed searches ``lr_grid`` and the others reuse its choice.
     """
 
     suite: str = "paper"
@@ -407,6 +420,9 @@ class ReproduceConfig:
     batch_size: int = 64
     linear_probe: bool = False
     k_sweep: tuple[int, ...] = (1, 5, 10, 20)
+    label_fractions: tuple[float, ...] = (1.0,)
+    seeds: tuple[int, ...] = ()
+    select_lr_once: bool = False
     n_resamples: int = 1000
     seed: int = 0
     device: str = "auto"

@@ -8,7 +8,9 @@ for BarlowTwins-CXR) → two arms fine-tuned and evaluated identically:
 
 Each arm is evaluated under two protocols: full fine-tuning (the paper's) and a linear probe on the frozen
 encoder (which shows what alignment put into the representation itself), on the in-distribution test
-split and on the OOD set, with bootstrap CIs and the paired-bootstrap CI of the difference.
+split and on the OOD set, with bootstrap CIs and the paired-bootstrap CI of the difference. Label
+efficiency: both arms fine-tuned on shares of the training labels (``label_fractions``) over ``seeds``, pooled
+intervals, the paired difference and ``label_efficiency.{png,html}``.
 Writes ``results.json`` and ``report.md``. The generated
 cohort proves the mechanism (every code path, and whether EHR alignment transfers planted information),
 not the paper's numbers.
@@ -88,22 +90,25 @@ def run_demo(cfg: DemoConfig) -> dict:
     weights = {"image_only": str(pretrained), "medcam": str(adapted)}
     sources = {"mimic": (prep.out, "cohort"), "nih": (str(out / "nih"), "nih")}
     results: dict = {"arms": ARMS, "datasets": DATASETS, "protocols": PROTOCOLS, "metrics": {}, "differences": {}}
+    main_runs: dict[str, dict[str, dict[str, Path]]] = {}
     for protocol in PROTOCOLS:
         for ds, (path, kind) in sources.items():
             predictions = {}
             for arm, w in weights.items():
-                ft = FinetuneConfig(data=path, dataset=kind, out=str(out / protocol / arm / ds), encoder=cfg.encoder,
-                                    weights=w, image_size=cfg.image_size, lr_grid=cfg.lr_grid,
-                                    linear_probe=protocol == "linear_probe", epochs=cfg.finetune_epochs,
-                                    batch_size=32, eval_start=max(1, cfg.finetune_epochs * 2 // 5),
-                                    eval_every=2, patience=5, seed=cfg.seed)
+                ft = _finetune_config(cfg, path, kind, out / protocol / arm / ds, w, protocol)
                 predictions[arm] = timed(f"{protocol} {arm} {ds}", finetune, ft)
                 ev = EvaluateConfig(predictions=str(predictions[arm]), out=str(Path(ft.out) / "evaluation"),
                                     n_resamples=cfg.n_resamples, seed=cfg.seed)
                 results["metrics"].setdefault(protocol, {}).setdefault(ds, {})[arm] = evaluate_predictions(ev)
+            main_runs.setdefault(protocol, {})[ds] = predictions
             results["differences"].setdefault(protocol, {})[ds] = compare_predictions(
                 predictions["medcam"], predictions["image_only"], n_resamples=cfg.n_resamples, seed=cfg.seed
             )
+    if cfg.label_fractions:
+        t0 = time.perf_counter()
+        log.info("== label efficiency")
+        results["label_efficiency"] = label_efficiency(cfg, out, prep.out, weights, main_runs["finetune"]["mimic"])
+        timings["label efficiency"] = round(time.perf_counter() - t0, 1)
     timings["total"] = round(time.perf_counter() - t_start, 1)
     results["timings_s"] = timings
     results["cohort_counts"] = {s["step"]: s["count"] for s in cohort_report["steps"]}
@@ -113,6 +118,43 @@ def run_demo(cfg: DemoConfig) -> dict:
     results["report_path"] = str(report_path)
     write_json_atomic(out / "results.json", results)
     return results
+
+
+def _finetune_config(cfg: DemoConfig, data: str, kind: str, out: Path, weights: str, protocol: str,
+                     **changes) -> FinetuneConfig:
+    """The one fine-tuning protocol of the demo (both arms, both datasets, every label fraction)."""
+    return FinetuneConfig(data=data, dataset=kind, out=str(out), encoder=cfg.encoder, weights=weights,
+                          image_size=cfg.image_size, lr_grid=cfg.lr_grid, linear_probe=protocol == "linear_probe",
+                          epochs=cfg.finetune_epochs, batch_size=32, eval_start=max(1, cfg.finetune_epochs * 2 // 5),
+                          eval_every=2, patience=5, seed=cfg.seed, **changes)
+
+
+def label_efficiency(cfg: DemoConfig, out: Path, cohort: str, weights: dict[str, str],
+                     main_predictions: dict[str, Path]) -> dict:
+    """Both arms fine-tuned on each of ``cfg.label_fractions`` of the MIMIC-shaped training patients, once per
+    seed of ``cfg.seeds``; macro AUROC/AUPRC pooled over seeds and test rows, MedCAM − image-only paired by seed;
+    the figure under ``out``. The main table's run is reused for 100 % and ``cfg.seed`` when that is the
+    first seed (it searched the lr grid, as the first seed of every fraction does)."""
+    from medcam_lab.evaluation import describe_label_efficiency, label_efficiency_curve
+    from medcam_lab.training.finetune import finetune_seeds
+    from medcam_lab.viz.label_efficiency import save_label_efficiency_figure
+
+    seeds = tuple(cfg.seeds) or (cfg.seed,)
+    runs: dict[float, dict[str, dict[int, Path]]] = {}
+    for fraction in cfg.label_fractions:
+        for arm, w in weights.items():
+            ft = _finetune_config(cfg, cohort, "cohort", out / "label_efficiency" / arm / f"fraction_{fraction:g}", w,
+                                  "finetune", label_fraction=float(fraction), seeds=seeds, select_lr_once=True)
+            reuse = {cfg.seed: main_predictions[arm]} if float(fraction) == 1.0 and seeds[0] == cfg.seed else None
+            runs.setdefault(float(fraction), {})[arm] = finetune_seeds(ft, existing=reuse)
+    curve = label_efficiency_curve(runs, compare=("medcam", "image_only"), n_resamples=cfg.n_resamples,
+                                   seed=cfg.seed)
+    figure = save_label_efficiency_figure({DATASETS["mimic"]: curve}, ARMS, out,
+                                          title="label efficiency: fine-tuned, MIMIC-shaped test split")
+    return {"dataset": "mimic", "protocol": "finetune", "seeds": list(seeds), "curve": curve, "figure": figure,
+            "runs": {str(f): {arm: {str(s): str(p) for s, p in by_seed.items()} for arm, by_seed in by_arm.items()}
+                     for f, by_arm in runs.items()},
+            "summary": describe_label_efficiency(curve, ARMS)}
 
 
 def _p_value(d: dict) -> str:
@@ -160,5 +202,34 @@ def render_report(results: dict, cfg: DemoConfig) -> str:
         skipped = {k: v for k, v in skipped.items() if v}
         if skipped:
             lines += ["", f"Labels skipped (one class in the test split): {skipped}"]
+    if "label_efficiency" in results:
+        lines += render_label_efficiency(results["label_efficiency"])
     lines += ["", "Stage timings (s): " + ", ".join(f"{k} {v}" for k, v in results["timings_s"].items()), ""]
     return "\n".join(lines)
+
+
+def render_label_efficiency(result: dict) -> list[str]:
+    """Markdown of :func:`label_efficiency`: per fraction both arms and the paired difference, then the
+    generated sentence and the figure files."""
+    curve = result["curve"]
+    lines = ["", "## Label efficiency (fine-tuned, MIMIC-shaped test split)", "",
+             f"Each arm fine-tuned on a share of the training patients (nested, seeded subsets; validation and "
+             f"test whole), once per seed {result['seeds']}; the first seed searches the lr grid, the others reuse "
+             "its choice. Mean over seeds; 95% intervals resample seeds and test rows; the difference is paired "
+             "by seed and row.", "",
+             "| training labels | " + " | ".join(f"{label} AUROC" for label in ARMS.values())
+             + " | ΔAUROC MedCAM − image-only [95% CI] | p | AUROC per seed (image-only / MedCAM) |",
+             "|---|" + "---|" * len(ARMS) + "---|---|---|"]
+    from medcam_lab.viz.label_efficiency import fraction_label
+
+    for fraction in curve["fractions"]:
+        key = str(float(fraction))
+        cells = [_interval(curve["rows"][arm][key]["auroc"]) for arm in ARMS]
+        d = curve["difference"][key]["auroc"]
+        per_seed = " / ".join(", ".join(f"{v:.3f}" for v in curve["rows"][arm][key]["auroc"]["per_seed"].values())
+                              for arm in ARMS)
+        lines.append(f"| {fraction_label(fraction)} | " + " | ".join(cells)
+                     + f" | {d['point']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] | {_p_value(d)} | {per_seed} |")
+    lines += ["", result["summary"], "",
+              f"Figure: `{Path(result['figure']['png']).name}` and `{Path(result['figure']['html']).name}`."]
+    return lines

@@ -89,3 +89,61 @@ def write_seed_summary(paths: dict[int, str | Path], out: str | Path, n_resample
     write_json_atomic(path, {"predictions": {str(s): str(p) for s, p in paths.items()},
                              **pool_seed_predictions(paths, n_resamples=n_resamples, confidence=confidence)})
     return path
+
+
+def label_efficiency_curve(runs: dict[float, dict[str, dict[int, str | Path]]], compare: tuple[str, str] | None = None,
+                           n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Macro AUROC/AUPRC per label fraction and row, pooled over seeds, and the paired difference of two rows.
+
+    Args:
+        runs: ``{fraction: {row: {seed: predictions file}}}``; all files of one fraction score the same rows.
+        compare: ``(a, b)``: rows whose difference a − b is pooled over seeds and rows per fraction (the two
+            rows need the same seeds at each fraction); skipped where either row is missing.
+
+    Returns:
+        ``{"fractions": [...], "rows": {row: {fraction key: {metric: pooled "a"}}}, "compare": [a, b] or None,
+        "difference": {fraction key: {metric: pooled "difference" with n_resamples}}}``; the fraction key is
+        ``str(float(fraction))`` (JSON keys), each pooled entry as :func:`medcam_lab.metrics.pooled_seed_bootstrap`.
+    """
+    fractions = sorted(float(f) for f in runs)
+    rows: dict[str, dict[str, dict]] = {}
+    difference: dict[str, dict] = {}
+    for fraction in fractions:
+        key, by_row = str(fraction), runs[fraction]
+        pair = compare if compare and all(r in by_row for r in compare) else None
+        for row, paths in by_row.items():
+            if pair and row in pair:
+                continue
+            pooled = pool_seed_predictions(paths, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            rows.setdefault(row, {})[key] = {m: pooled[m]["a"] | {"seeds": pooled[m]["seeds"]} for m in METRICS}
+        if pair:
+            a, b = pair
+            pooled = pool_seed_predictions(by_row[a], by_row[b], n_resamples=n_resamples, confidence=confidence,
+                                           seed=seed)
+            for row, arm in ((a, "a"), (b, "b")):
+                rows.setdefault(row, {})[key] = {m: pooled[m][arm] | {"seeds": pooled[m]["seeds"]} for m in METRICS}
+            difference[key] = {m: pooled[m]["difference"] | {"n_resamples": pooled[m]["n_resamples"],
+                                                             "seeds": pooled[m]["seeds"]} for m in METRICS}
+    return {"fractions": fractions, "rows": rows, "compare": list(compare) if compare else None,
+            "difference": difference}
+
+
+def describe_label_efficiency(curve: dict, labels: dict[str, str], metric: str = "auroc") -> str:
+    """One sentence per fraction on the difference of :func:`label_efficiency_curve`, whichever way it falls."""
+    if not curve.get("compare") or not curve["difference"]:
+        return "No paired difference was computed."
+    a, b = (labels.get(r, r) for r in curve["compare"])
+    parts = []
+    for key, diff in curve["difference"].items():
+        d = diff[metric]
+        if d["low"] > 0:
+            verdict = f"{a} is better"
+        elif d["high"] < 0:
+            verdict = f"{b} is better"
+        else:
+            verdict = "the interval includes 0, so no difference is shown"
+        parts.append(f"at {float(key):.0%} of the training labels, {a} − {b} macro {metric.upper()} = "
+                     f"{d['point']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] over seeds {d['seeds']} "
+                     f"({verdict})")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."

@@ -39,6 +39,7 @@ from medcam_lab.config import (
 )
 from medcam_lab.paper_tables import build_tables, to_markdown, write_tables
 from medcam_lab.runinfo import write_json_atomic, write_run_info
+from medcam_lab.viz.label_efficiency import fraction_label
 
 log = logging.getLogger("medcam_lab")
 
@@ -254,35 +255,77 @@ class Runner:
         path = Path(ali.out) / "adapted_backbone.pt"
         return path if path.is_file() else self._timed(f"align {model}", align, ali)
 
-    def finetune_and_evaluate(self, model: str, dataset: str, encoder: str, weights: str) -> dict:
-        from medcam_lab.evaluation import evaluate_predictions
+    def finetune_config(self, model: str, dataset: str, encoder: str, weights: str, fraction: float) -> FinetuneConfig:
         from medcam_lab.models import get_image_encoder_spec
-        from medcam_lab.training.finetune import finetune
 
         cfg = self.cfg
         data, kind = self.data[dataset]
         image_size = cfg.image_size if encoder == cfg.encoder else get_image_encoder_spec(encoder).input_size
         out = self.out / "models" / model / dataset
-        ft = FinetuneConfig(data=data, dataset=kind, out=str(out), encoder=encoder, weights=weights,
-                            image_size=image_size, lr_grid=cfg.lr_grid, linear_probe=cfg.linear_probe,
-                            epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,
-                            eval_start=max(1, min(10, cfg.finetune_epochs * 2 // 5)),
-                            eval_every=min(5, max(1, cfg.finetune_epochs // 10)), patience=10, seed=cfg.seed,
-                            device=cfg.device)
-        predictions = out / "predictions_test.parquet"
+        if self.label_efficiency:
+            out = out / f"fraction_{fraction:g}"
+        return FinetuneConfig(data=data, dataset=kind, out=str(out), encoder=encoder, weights=weights,
+                              image_size=image_size, lr_grid=cfg.lr_grid, linear_probe=cfg.linear_probe,
+                              epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,
+                              eval_start=max(1, min(10, cfg.finetune_epochs * 2 // 5)),
+                              eval_every=min(5, max(1, cfg.finetune_epochs // 10)), patience=10, seed=cfg.seed,
+                              label_fraction=float(fraction), seeds=self.seeds if self.label_efficiency else (),
+                              select_lr_once=cfg.select_lr_once, device=cfg.device)
+
+    @property
+    def label_efficiency(self) -> bool:
+        """Runs per label fraction and seed (else one run per row, as the paper's tables)."""
+        return tuple(self.cfg.label_fractions) != (1.0,) or bool(self.cfg.seeds)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(self.cfg.seeds) or (self.cfg.seed,)
+
+    def finetune_and_evaluate(self, model: str, dataset: str, encoder: str, weights: str,
+                              fraction: float = 1.0) -> dict:
+        """Fine-tune one row on one dataset (every seed at one label fraction) and evaluate it on test; runs
+        whose predictions exist are reused."""
+        from medcam_lab.evaluation import evaluate_predictions, pool_seed_predictions
+        from medcam_lab.training.finetune import finetune, finetune_seeds, seed_run_dir
+
+        cfg = self.cfg
+        ft = self.finetune_config(model, dataset, encoder, weights, fraction)
+        protocol = {"protocol": "linear probe" if cfg.linear_probe else "fine-tune", "encoder": encoder,
+                    "weights": weights}
+        name = f"finetune {model} {dataset}" + (f" fraction {fraction:g}" if self.label_efficiency else "")
+        if self.label_efficiency:
+            done = {s: seed_run_dir(ft.out, s) / "predictions_test.parquet" for s in self.seeds}
+            done = {s: p for s, p in done.items() if p.is_file()}
+            paths = done if len(done) == len(self.seeds) else self._timed(name, finetune_seeds, ft, None, done)
+            pooled = pool_seed_predictions(paths, n_resamples=cfg.n_resamples, seed=cfg.seed)
+            return {"predictions_by_seed": {str(s): str(p) for s, p in paths.items()},
+                    "metrics": {m: pooled[m]["a"] for m in pooled}, "label_fraction": fraction, **protocol}
+        predictions = Path(ft.out) / "predictions_test.parquet"
         if not predictions.is_file():
-            predictions = self._timed(f"finetune {model} {dataset}", finetune, ft)
-        metrics = evaluate_predictions(EvaluateConfig(predictions=str(predictions), out=str(out / "evaluation"),
-                                                      n_resamples=cfg.n_resamples, seed=cfg.seed))
-        return {"predictions": str(predictions), "metrics": metrics,
-                "protocol": "linear probe" if cfg.linear_probe else "fine-tune", "encoder": encoder,
-                "weights": weights}
+            predictions = self._timed(name, finetune, ft)
+        evaluation = EvaluateConfig(predictions=str(predictions), out=str(Path(ft.out) / "evaluation"),
+                                    n_resamples=cfg.n_resamples, seed=cfg.seed)
+        metrics = evaluate_predictions(evaluation)
+        return {"predictions": str(predictions), "metrics": metrics, **protocol}
+
+
+def _difference(cfg: ReproduceConfig, a: dict, b: dict) -> dict:
+    """MedCAM (``a``) − a baseline (``b``) on one dataset: paired bootstrap over test rows (one run each), or
+    pooled over seeds and rows (runs per seed)."""
+    from medcam_lab.evaluation import compare_predictions, pool_seed_predictions
+
+    if "skipped" in a or "skipped" in b:
+        return {"skipped": b.get("skipped") or a.get("skipped")}
+    if "predictions" in a:
+        return compare_predictions(a["predictions"], b["predictions"], n_resamples=cfg.n_resamples, seed=cfg.seed)
+    pooled = pool_seed_predictions({int(s): p for s, p in a["predictions_by_seed"].items()},
+                                   {int(s): p for s, p in b["predictions_by_seed"].items()},
+                                   n_resamples=cfg.n_resamples, seed=cfg.seed)
+    return {m: pooled[m]["difference"] | {"n_resamples": pooled[m]["n_resamples"]} for m in pooled}
 
 
 def run_reproduce(cfg: ReproduceConfig) -> dict:
     """Run the suite; returns the results dict (also written to ``results.json``)."""
-    from medcam_lab.evaluation import compare_predictions
-
     if cfg.suite != "paper":
         raise ValueError(f"unknown suite {cfg.suite!r}; known: ['paper']")
     out = Path(cfg.out)
@@ -296,47 +339,87 @@ def run_reproduce(cfg: ReproduceConfig) -> dict:
     unknown = sorted(set(models) - set(labels))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; known: {sorted(labels)}")
+    if not cfg.label_fractions or any(not 0.0 < float(f) <= 1.0 for f in cfg.label_fractions):
+        raise ValueError(f"--label-fractions must be shares in (0, 1], got {list(cfg.label_fractions)}")
     data, data_skipped = locate_data(cfg, out)
     runner = Runner(cfg, out, data, weights)
-    runs: dict[str, dict[str, dict]] = {}
+    fractions = sorted({float(f) for f in cfg.label_fractions})
+    by_fraction: dict[float, dict] = {f: {"runs": {}, "differences": {}} for f in fractions}
     t0 = time.perf_counter()
     for model in models:
-        runs[model] = {}
         try:
             encoder, path = runner.encoder_for(model) if data else ("", "")
         except LookupError as reason:
-            runs[model] = {ds: {"skipped": str(reason)} for ds in DATASETS}
+            for f in fractions:
+                by_fraction[f]["runs"][model] = {ds: {"skipped": str(reason)} for ds in DATASETS}
             continue
-        for ds in DATASETS:
-            if ds in data_skipped:
-                runs[model][ds] = {"skipped": data_skipped[ds], "scope": "dataset"}
-            else:
-                runs[model][ds] = runner.finetune_and_evaluate(model, ds, encoder, path)
-    differences: dict[str, dict[str, dict]] = {}
-    if "medcam" in runs:
-        for baseline in (m for m in models if m != "medcam"):
-            for ds in data:
-                a, b = runs["medcam"][ds], runs[baseline][ds]
-                if "skipped" in a or "skipped" in b:
-                    differences.setdefault(baseline, {})[ds] = {"skipped": b.get("skipped") or a.get("skipped")}
+        for f in fractions:
+            runs = by_fraction[f]["runs"].setdefault(model, {})
+            for ds in DATASETS:
+                if ds in data_skipped:
+                    runs[ds] = {"skipped": data_skipped[ds], "scope": "dataset"}
                 else:
-                    differences.setdefault(baseline, {})[ds] = compare_predictions(
-                        a["predictions"], b["predictions"], n_resamples=cfg.n_resamples, seed=cfg.seed)
-    groups = {name: [m for m in members if m in runs] for name, members in model_groups(cfg).items()}
-    results = {"suite": cfg.suite, "models": labels, "groups": groups, "runs": runs, "differences": differences,
-               "datasets": list(DATASETS),
-               "skipped_datasets": data_skipped, "timings_s": runner.timings | {
-                   "total": round(time.perf_counter() - t0, 1)}}
-    tables = build_tables(results)
-    results["tables"] = write_tables(tables, out / "tables")
+                    runs[ds] = runner.finetune_and_evaluate(model, ds, encoder, path, f)
+    for f in fractions:
+        runs = by_fraction[f]["runs"]
+        if "medcam" in runs:
+            for baseline in (m for m in models if m != "medcam"):
+                for ds in data:
+                    by_fraction[f]["differences"].setdefault(baseline, {})[ds] = _difference(
+                        cfg, runs["medcam"][ds], runs[baseline][ds])
+    groups = {name: [m for m in members if m in by_fraction[fractions[0]]["runs"]]
+              for name, members in model_groups(cfg).items()}
+    results = {"suite": cfg.suite, "models": labels, "groups": groups, "datasets": list(DATASETS),
+               "skipped_datasets": data_skipped}
+    report_tables: dict[str, dict[str, dict]] = {}
+    if runner.label_efficiency:
+        results["label_efficiency"] = {"fractions": fractions, "seeds": list(runner.seeds), "by_fraction": {},
+                                       "tables": {}}
+        for f in fractions:
+            part = results | by_fraction[f]
+            tables = {name: table | {"title": f"{table['title']} — {fraction_label(f)} of the training labels, "
+                                              f"mean over seeds {list(runner.seeds)}"}
+                      for name, table in build_tables(part).items()}
+            results["label_efficiency"]["by_fraction"][str(f)] = by_fraction[f]
+            results["label_efficiency"]["tables"][str(f)] = write_tables(tables, out / "tables" / f"fraction_{f:g}")
+            report_tables[fraction_label(f)] = tables
+        results["label_efficiency"]["figure"] = _label_efficiency_figure(results, by_fraction, data, out)
+    else:
+        results |= by_fraction[1.0]
+        tables = build_tables(results)
+        results["tables"] = write_tables(tables, out / "tables")
+        report_tables[""] = tables
+    results["timings_s"] = runner.timings | {"total": round(time.perf_counter() - t0, 1)}
     report = out / "report.md"
-    report.write_text(render_report(cfg, results, tables))
+    report.write_text(render_report(cfg, results, report_tables))
     results["report_path"] = str(report)
     write_json_atomic(out / "results.json", results)
     return results
 
 
-def render_report(cfg: ReproduceConfig, results: dict, tables: dict[str, dict]) -> str:
+def _label_efficiency_figure(results: dict, by_fraction: dict[float, dict], data: dict, out: Path) -> dict:
+    """Macro AUROC vs label fraction for every row that ran, per dataset, and MedCAM − image-only."""
+    from medcam_lab.viz.label_efficiency import save_label_efficiency_figure
+
+    curves = {}
+    for ds in data:
+        rows: dict[str, dict] = {}
+        difference: dict[str, dict] = {}
+        for f, part in by_fraction.items():
+            for model, per_ds in part["runs"].items():
+                if "metrics" in per_ds.get(ds, {}):
+                    rows.setdefault(model, {})[str(f)] = per_ds[ds]["metrics"]
+            d = part["differences"].get("image_only", {}).get(ds, {})
+            if "auroc" in d:
+                difference[str(f)] = d
+        curves[ds] = {"fractions": sorted(by_fraction), "rows": rows,
+                      "compare": ["medcam", "image_only"] if difference else None, "difference": difference}
+    return save_label_efficiency_figure(curves, results["models"], out,
+                                        title="label efficiency: macro AUROC vs share of training labels")
+
+
+def render_report(cfg: ReproduceConfig, results: dict, tables: dict[str, dict[str, dict]]) -> str:
+    """``tables``: {heading: tables}; one group without heading, or one per label fraction."""
     protocol = "linear probe (frozen encoder)" if cfg.linear_probe else "fine-tuning (encoder + linear head)"
     lines = [
         "# medcam-lab reproduce --suite paper",
@@ -354,7 +437,18 @@ def render_report(cfg: ReproduceConfig, results: dict, tables: dict[str, dict]) 
     ]
     lines += [f"- `{ds}`: {why}" for ds, why in results["skipped_datasets"].items()] or ["- none"]
     lines += [""]
-    for table in tables.values():
-        lines += [to_markdown(table)]
+    if "label_efficiency" in results:
+        le = results["label_efficiency"]
+        lines += ["## Label efficiency", "",
+                  f"Every row fine-tuned on {', '.join(fraction_label(f) for f in le['fractions'])} of the training "
+                  f"patients (nested, seeded subsets; validation and test whole), once per seed {le['seeds']}"
+                  + (" (the first seed searches the lr grid, the others reuse its choice)" if cfg.select_lr_once
+                     else "") + ". Cells: mean over seeds with the 95% interval over seeds and test rows; "
+                  "differences paired by seed and row. Figure: `label_efficiency.png`, `label_efficiency.html`.", ""]
+    for heading, group in tables.items():
+        if heading:
+            lines += [f"## {heading} of the training labels", ""]
+        for table in group.values():
+            lines += [to_markdown(table)]
     lines += ["Stage timings (s): " + ", ".join(f"{k} {v}" for k, v in results["timings_s"].items()), ""]
     return "\n".join(lines)

@@ -55,6 +55,7 @@ patience: int = 10  # validations without improvement before stopping
 seed: int = 0  # seed (training and bootstrap)
 label_fraction: float = 1.0  # share of the training patients kept (nested, seeded); validation and test whole
 seeds: tuple = ()  # repeat the fine-tuning once per seed (empty: one run with seed)
+select_lr_once: bool = False  # with seeds: search the lr grid on the first seed only, reuse its choice
 num_workers: int = 0  # data-loader workers
 device: str = "auto"  # auto: CUDA when available, else CPU
 precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; or bf16 / fp32
@@ -103,3 +104,22 @@ per_label = pd.DataFrame({m: {k: v["point"] for k, v in result[m].get("per_label
                           for m in ("auroc", "auprc")})
 per_label.to_csv(Path(ev.out) / "per_label.csv")
 per_label.round(4)
+
+# %% [markdown]
+# Label efficiency at this run's share of training labels: macro AUROC, the mean over seeds with its 95 %
+# interval over seeds and test rows (one seed: over test rows). Run the notebook at other `label_fraction`
+# values, or `medcam-lab reproduce --label-fractions 0.01 0.1 1.0 --seeds 0 1 2`, for the whole curve with
+# MedCAM − image-only (the demo writes it as `demo_out/label_efficiency.html`). Written to
+# `out/label_efficiency.{html,png}`.
+
+# %%
+from medcam_lab.evaluation import label_efficiency_curve  # noqa: E402
+from medcam_lab.viz.label_efficiency import label_efficiency_figure, save_label_efficiency_figure  # noqa: E402
+
+seed_runs = seed_predictions if ft.seeds else {ft.seed: predictions}
+row_label = {"this_run": f"{ft.encoder} from {Path(ft.weights).name if ft.weights else 'random initialisation'}"}
+curve = label_efficiency_curve({ft.label_fraction: {"this_run": seed_runs}}, n_resamples=ev.n_resamples,
+                               confidence=ev.confidence, seed=ev.seed)
+figure_title = f"label efficiency, {'linear probe' if ft.linear_probe else 'fine-tuned'}, seeds {list(seed_runs)}"
+save_label_efficiency_figure({ft.dataset: curve}, row_label, ft.out, title=figure_title)
+label_efficiency_figure({ft.dataset: curve}, row_label, title=figure_title)

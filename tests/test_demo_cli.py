@@ -30,6 +30,17 @@ def test_demo_end_to_end(tmp_path):
         assert (out / stage).exists() and (out / "align" / stage).exists()
     run_info = json.loads((out / "run_info.json").read_text())
     assert run_info["versions"]["torch"]
+    # label efficiency: both arms at 10 % and 100 % over seeds 0 and 1; seed 0 at 100 % is the main table's run
+    le = results["label_efficiency"]
+    assert le["curve"]["fractions"] == [0.1, 1.0] and le["seeds"] == [0, 1]
+    main_run = results["metrics"]["finetune"]["mimic"]["medcam"]["predictions"]
+    assert le["runs"]["1.0"]["medcam"]["0"] == main_run
+    assert set(le["runs"]["0.1"]["image_only"]) == {"0", "1"}
+    for key in ("0.1", "1.0"):
+        d = le["curve"]["difference"][key]["auroc"]
+        assert -1.0 <= d["low"] <= d["high"] <= 1.0
+    assert (out / "label_efficiency.png").stat().st_size > 0 and (out / "label_efficiency.html").exists()
+    assert "## Label efficiency" in report and le["summary"] in report
 
 
 def test_help_of_every_command_prints() -> None:

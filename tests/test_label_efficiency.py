@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,108 @@ def test_notebook_03_with_seeds_shows_the_pooled_summary(tiny_cohort, tmp_path):
     assert summary["auroc"]["n_resamples"] == 50 and set(summary["auroc"]["a"]["per_seed"]) == {"0", "1"}
     assert "over seeds [0, 1]: macro AUROC mean" in text and "below: the run of seed 0" in text
     assert (out / "seed_0" / "evaluation" / "metrics.json").exists()
+
+
+def _prediction_files(tmp_path, n=120, n_labels=4, seeds=(0, 1), skill=None, seed=0):
+    """Predictions files {row: {seed: path}} on one shared test table, row skill set by ``skill``."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, n_labels)) < 0.3).astype(float)
+    y[rng.random(y.shape) < 0.05] = np.nan
+    files = {}
+    for k, (row, s) in enumerate((skill or {"a": 1.5, "b": 0.5}).items()):
+        for sd in seeds:
+            frame = pd.DataFrame({"id": [str(i) for i in range(n)]})
+            score = _scores(np.random.default_rng([seed, k, sd]), np.nan_to_num(y), s)
+            for j in range(n_labels):
+                frame[f"true:L{j}"] = y[:, j]
+                frame[f"score:L{j}"] = score[:, j]
+            path = tmp_path / f"{row}_{sd}.parquet"
+            frame.to_parquet(path, index=False)
+            files.setdefault(row, {})[sd] = path
+    return files
+
+
+def test_label_efficiency_curve_is_the_pooled_bootstrap_per_fraction(tmp_path):
+    from medcam_lab.evaluation import label_efficiency_curve, pool_seed_predictions
+
+    small = _prediction_files(tmp_path / "f01", skill={"a": 1.0, "b": 0.4, "c": 0.8}, seed=1)
+    full = _prediction_files(tmp_path / "f1", skill={"a": 2.0, "b": 1.5}, seed=2)
+    curve = label_efficiency_curve({0.1: small, 1.0: full}, compare=("a", "b"), n_resamples=200, seed=3)
+    assert curve["fractions"] == [0.1, 1.0] and curve["compare"] == ["a", "b"]
+    for key, files in (("0.1", small), ("1.0", full)):
+        paired = pool_seed_predictions(files["a"], files["b"], n_resamples=200, seed=3)
+        for metric in ("auroc", "auprc"):
+            assert curve["difference"][key][metric]["point"] == pytest.approx(paired[metric]["difference"]["point"])
+            assert curve["difference"][key][metric]["low"] == pytest.approx(paired[metric]["difference"]["low"])
+            assert curve["rows"]["a"][key][metric]["high"] == pytest.approx(paired[metric]["a"]["high"])
+            assert curve["rows"]["b"][key][metric]["mean"] == pytest.approx(paired[metric]["b"]["mean"])
+    alone = pool_seed_predictions(small["c"], n_resamples=200, seed=3)
+    assert curve["rows"]["c"]["0.1"]["auroc"]["low"] == pytest.approx(alone["auroc"]["a"]["low"])
+    assert "1.0" not in curve["rows"]["c"]  # a row that did not run at a fraction has no point there
+    # literal check of the point: mean over seeds of scikit-learn's macro AUROC over labels with both classes
+    per_seed = []
+    for path in full["a"].values():
+        frame = pd.read_parquet(path)
+        values = []
+        for j in range(4):
+            known = frame[f"true:L{j}"].notna()
+            values.append(roc_auc_score(frame.loc[known, f"true:L{j}"], frame.loc[known, f"score:L{j}"]))
+        per_seed.append(np.mean(values))
+    assert curve["rows"]["a"]["1.0"]["auroc"]["point"] == pytest.approx(np.mean(per_seed))
+
+
+def test_label_efficiency_sentence_states_the_result_whichever_way_it_falls():
+    from medcam_lab.evaluation import describe_label_efficiency
+
+    def curve(low, high):
+        d = {"point": (low + high) / 2, "low": low, "high": high, "seeds": [0, 1]}
+        return {"compare": ["medcam", "image_only"], "difference": {"0.1": {"auroc": d}}}
+
+    labels = {"medcam": "MedCAM", "image_only": "image-only"}
+    assert "MedCAM is better" in describe_label_efficiency(curve(0.01, 0.05), labels)
+    assert "image-only is better" in describe_label_efficiency(curve(-0.05, -0.01), labels)
+    text = describe_label_efficiency(curve(-0.02, 0.04), labels)
+    assert "includes 0" in text and text.startswith("At 10% of the training labels, MedCAM − image-only")
+    assert "+0.010 [-0.020, +0.040]" in text
+
+
+def test_label_efficiency_figure_draws_every_row_with_its_interval(tmp_path):
+    from medcam_lab.evaluation import label_efficiency_curve
+    from medcam_lab.viz.label_efficiency import label_efficiency_figure, save_label_efficiency_figure
+
+    files = _prediction_files(tmp_path, skill={"a": 1.0, "b": 0.4})
+    curve = label_efficiency_curve({0.1: files, 1.0: files}, compare=("a", "b"), n_resamples=50)
+    fig = label_efficiency_figure({"test": curve}, {"a": "model A", "b": "model B"})
+    names = [t.name for t in fig.data]
+    assert names == ["model A", "model B", "model A − model B (paired)"]
+    a = fig.data[0]
+    r = curve["rows"]["a"]["0.1"]["auroc"]
+    assert a.y[0] == pytest.approx(r["point"])
+    assert a.error_y.array[0] == pytest.approx(r["high"] - r["point"])
+    assert a.error_y.arrayminus[0] == pytest.approx(r["point"] - r["low"])
+    d = curve["difference"]["1.0"]["auroc"]
+    assert list(fig.data[2].x) == [0.1, 1.0] and fig.data[2].y[1] == pytest.approx(d["point"])
+    paths = save_label_efficiency_figure({"test": curve}, {"a": "model A", "b": "model B"}, tmp_path / "fig")
+    assert Path(paths["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = Path(paths["html"]).read_text()
+    assert "plotly.min.js" in html and (tmp_path / "fig" / "plotly.min.js").exists() and len(html) < 200_000
+
+
+def test_select_lr_once_trains_later_seeds_at_the_first_seeds_choice_and_reuses_given_runs(tiny_cohort, tmp_path):
+    cfg = FinetuneConfig(data=str(tiny_cohort), out=str(tmp_path / "first"), encoder="resnet_small", image_size=32,
+                         lr_grid=(0.01, 0.001), epochs=1, eval_start=1, eval_every=1, linear_probe=True,
+                         seeds=(3, 4), select_lr_once=True, device="cpu")
+    paths = finetune_seeds(cfg)
+    first = json.loads((tmp_path / "first" / "seed_3" / "finetune_summary.json").read_text())
+    second = json.loads((tmp_path / "first" / "seed_4" / "finetune_summary.json").read_text())
+    assert [g["lr"] for g in first["grid"]] == [0.01, 0.001]
+    assert [g["lr"] for g in second["grid"]] == [first["selected"]["lr"]]
+    stored = json.loads((tmp_path / "first" / "seed_4" / "config.json").read_text())
+    assert stored["lr_grid"] == [first["selected"]["lr"]]
+    # a run made elsewhere for the first seed is used as it is (its lr choice too); only seed 4 trains
+    again = finetune_seeds(replace(cfg, out=str(tmp_path / "again")), existing={3: paths[3]})
+    assert again[3] == paths[3] and not (tmp_path / "again" / "seed_3").exists()
+    assert (tmp_path / "again" / "seed_4" / "predictions_test.parquet").exists()
+    with pytest.raises(ValueError, match="not in seeds"):
+        finetune_seeds(cfg, existing={9: paths[3]})

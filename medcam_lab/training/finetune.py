@@ -17,6 +17,7 @@ run for every seed of ``cfg.seeds``.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -361,11 +362,18 @@ def seed_run_dir(out: str | Path, seed: int) -> Path:
     return Path(out) / f"seed_{seed}"
 
 
-def finetune_seeds(cfg: FinetuneConfig, features: FeatureCache | None = None) -> dict[int, Path]:
+def finetune_seeds(cfg: FinetuneConfig, features: FeatureCache | None = None,
+                   existing: dict[int, str | Path] | None = None) -> dict[int, Path]:
     """One :func:`finetune` per seed of ``cfg.seeds`` (or ``cfg.seed`` alone) under ``out/seed_<s>``.
 
     The seed sets the head's initialization, the batch order, the augmentations and the training subset of a
-    label fraction < 1. A linear probe computes the frozen features once for all seeds.
+    label fraction < 1. A linear probe computes the frozen features once for all seeds. With
+    ``cfg.select_lr_once`` the first seed searches ``cfg.lr_grid`` and the others train at the learning rate it
+    selected (read from its ``finetune_summary.json``).
+
+    Args:
+        existing: ``{seed: predictions_test.parquet}`` of runs already made with this configuration (their
+            folder holds ``finetune_summary.json``); used instead of training those seeds again.
 
     Returns:
         {seed: path of that run's ``predictions_test.parquet``}.
@@ -373,9 +381,22 @@ def finetune_seeds(cfg: FinetuneConfig, features: FeatureCache | None = None) ->
     seeds = tuple(cfg.seeds) or (cfg.seed,)
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+    existing = {int(s): Path(p) for s, p in (existing or {}).items()}
+    unknown = sorted(set(existing) - set(seeds))
+    if unknown:
+        raise ValueError(f"existing runs for seeds {unknown} that are not in seeds {list(seeds)}")
     write_run_info(cfg.out, "finetune", cfg)
     features = features if features is not None else FeatureCache()
-    paths = {s: finetune(replace(cfg, seed=s, seeds=(), out=str(seed_run_dir(cfg.out, s))), features) for s in seeds}
+    paths: dict[int, Path] = {}
+    grid = tuple(cfg.lr_grid)
+    for i, s in enumerate(seeds):
+        run = replace(cfg, seed=s, seeds=(), select_lr_once=False, lr_grid=grid, out=str(seed_run_dir(cfg.out, s)))
+        paths[s] = existing[s] if s in existing else finetune(run, features)
+        if i == 0 and cfg.select_lr_once:
+            summary = json.loads((paths[s].parent / "finetune_summary.json").read_text())
+            grid = (float(summary["selected"]["lr"]),)
+            log.info("select_lr_once: seeds %s train at lr=%g (selected on validation by seed %d)",
+                     list(seeds[1:]), grid[0], s)
     write_json_atomic(Path(cfg.out) / "seeds.json", {str(s): str(p) for s, p in paths.items()})
     return paths
 
