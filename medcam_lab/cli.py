@@ -167,9 +167,13 @@ def _cmd_batch(args: argparse.Namespace) -> None:
     try:
         run_dir = run_batch(cfg)
     except (BatchError, BatchCheckError, FileExistsError) as exc:
+        summary = getattr(exc, "run_dir", None) and exc.run_dir / "batch_summary.md"  # type: ignore[attr-defined]
+        if summary and summary.is_file():
+            print(summary.read_text())
         print(f"medcam-lab batch: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"batch finished: {run_dir}")
+    print((run_dir / "batch_summary.md").read_text())
+    print(f"batch finished: {run_dir} (this summary: {run_dir / 'batch_summary.md'})")
 
 
 def _params_files(params_dir: str) -> tuple[str, ...]:
