@@ -9,6 +9,7 @@ lines are indented further. Docstring markup (````literal````, ``:class:`X```) i
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -61,77 +62,35 @@ def field_descriptions(cls: type) -> dict[str, str]:
     return out
 
 
-def _encoders() -> tuple[str, ...]:
-    from medcam_lab.models.image_encoders import list_image_encoders
+def _from(module: str, name: str) -> Callable[[], tuple[str, ...]]:
+    """A reader of the constant (or the list a function returns) ``name`` of ``module``, imported when called."""
+    def read() -> tuple[str, ...]:
+        value = getattr(importlib.import_module(module), name)
+        return tuple(value() if callable(value) else value)
 
-    return tuple(list_image_encoders())
-
-
-def _precisions() -> tuple[str, ...]:
-    from medcam_lab.training.runtime import PRECISIONS
-
-    return PRECISIONS
+    return read
 
 
-def _switches() -> tuple[str, ...]:
-    from medcam_lab.training.runtime import SWITCH_VALUES
-
-    return SWITCH_VALUES
-
-
-def _backbone_modes() -> tuple[str, ...]:
-    from medcam_lab.models.aligner import BACKBONE_MODES
-
-    return BACKBONE_MODES
-
-
-def _compat_modes() -> tuple[str, ...]:
-    from medcam_lab.ehr.channels import COMPAT_MODES
-
-    return COMPAT_MODES
-
-
-def _impute_strategies() -> tuple[str, ...]:
-    from medcam_lab.ehr.discretizer import IMPUTE_STRATEGIES
-
-    return IMPUTE_STRATEGIES
-
-
-def _merge_rules() -> tuple[str, ...]:
-    from medcam_lab.datasets.vindr import MERGE_RULES
-
-    return MERGE_RULES
-
-
-def _preparable() -> tuple[str, ...]:
-    from medcam_lab.datasets.prepared import PREPARABLE
-
-    return PREPARABLE
-
-
-def _splits() -> tuple[str, ...]:
-    from medcam_lab.datasets.prepared import SPLITS
-
-    return SPLITS
-
+_SWITCHES = _from("medcam_lab.training.runtime", "SWITCH_VALUES")
+_BACKBONE_MODES = _from("medcam_lab.models.aligner", "BACKBONE_MODES")
 
 #: Fields with a fixed set of values, by field name (every config), and by (config class name, field name)
 #: where the same name means different things. Each entry reads the set from the module that checks it; the
 #: imports happen only when a help text is shown.
 ALLOWED_VALUES: dict[str, Callable[[], tuple[str, ...]]] = {
-    "encoder": _encoders,
-    "precision": _precisions,
-    "channels_last": _switches,
-    "compile": _switches,
-    "backbone_mode": _backbone_modes,
-    "align_backbone_mode": _backbone_modes,
-    "compat": _compat_modes,
-    "impute_strategy": _impute_strategies,
-    "merge": _merge_rules,
+    "encoder": _from("medcam_lab.models.image_encoders", "list_image_encoders"),
+    "precision": _from("medcam_lab.training.runtime", "PRECISIONS"),
+    "channels_last": _SWITCHES,
+    "compile": _SWITCHES,
+    "backbone_mode": _BACKBONE_MODES,
+    "align_backbone_mode": _BACKBONE_MODES,
+    "compat": _from("medcam_lab.ehr.channels", "COMPAT_MODES"),
+    "impute_strategy": _from("medcam_lab.ehr.discretizer", "IMPUTE_STRATEGIES"),
+    "merge": _from("medcam_lab.datasets.vindr", "MERGE_RULES"),
 }
 CLASS_ALLOWED_VALUES: dict[tuple[str, str], Callable[[], tuple[str, ...]]] = {
-    ("PrepareImagesConfig", "dataset"): _preparable,
-    ("EmbeddingsConfig", "split"): _splits,
+    ("PrepareImagesConfig", "dataset"): _from("medcam_lab.datasets.prepared", "PREPARABLE"),
+    ("EmbeddingsConfig", "split"): _from("medcam_lab.datasets.prepared", "SPLITS"),
 }
 
 
