@@ -36,20 +36,29 @@ from medcam_lab.config_help import allowed_values, field_descriptions, plain_tex
 log = logging.getLogger("medcam_lab")
 
 
+def default_text(value: Any) -> str:
+    """A default as it is typed on the command line: ``0.01 0.001`` for a list, ``none`` for an empty one."""
+    if isinstance(value, tuple):
+        return " ".join(map(str, value)) or "none"
+    return repr(value)
+
+
 class _HelpFormatter(argparse.HelpFormatter):
     """Appends a flag's allowed values (``action.allowed_values``, read only when the help is shown: some sets
     live in modules that import torch) and its default (``action.default_note``) to its description."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = super()._get_help_string(action) or ""
-        if text and not text.endswith("."):
-            text += "."
         allowed = getattr(action, "allowed_values", None)
         values = allowed() if allowed else None
+        note = getattr(action, "default_note", "")
+        if not (values or note):
+            return text
+        if text and not text.endswith("."):
+            text += "."
         if values:
             text += f" One of: {', '.join(values)}.".replace("%", "%%")
-        note = getattr(action, "default_note", "")
-        return f"{text} {note}".strip() if note else text
+        return f"{text} {note}".strip()
 
 
 def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
@@ -71,7 +80,7 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, required: t
         action = parser.add_argument(flag, **options)
         action.allowed_values = lambda name=f.name: allowed_values(cls, name)  # type: ignore[attr-defined]
         action.default_note = ("(required)" if f.name in required  # type: ignore[attr-defined]
-                               else f"(default: {default!r})".replace("%", "%%"))
+                               else f"(default: {default_text(default)})".replace("%", "%%"))
 
 
 def _config(cls: type, args: argparse.Namespace) -> Any:

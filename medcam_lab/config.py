@@ -491,7 +491,8 @@ class ReproduceConfig:
             ``eva_x_tiny``, ``eva_x_small``, ``convirt``, ``gloria``, ``medclip``, ``mgca``) and optionally
             ``image_only=...`` (the image-pretrained encoder MedCAM starts from).
         out: output directory (``report.md`` and the runs behind its rows).
-        encoder, image_size: the ResNet used for the supervised, MedMod and MedCAM rows.
+        encoder: the ResNet used for the supervised, MedMod and MedCAM rows.
+        image_size: model input size in pixels of those rows.
         align_epochs: epochs of the MedCAM alignment and the MedMod pretraining.
         pretrain_epochs: epochs of the image-only pretraining, run when no ``image_only=`` weights are given.
         finetune_epochs: maximum fine-tuning epochs per learning rate.

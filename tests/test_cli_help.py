@@ -90,7 +90,9 @@ def test_stage_help_shows_each_fields_description_and_default(command, capsys, m
     for name, description in field_descriptions(cls).items():
         line = lines["--" + name.replace("_", "-")]
         assert description.rstrip(".") in line, (name, line)
-        expected = "(required)" if name in required else f"(default: {getattr(defaults, name)!r})"
+        default = getattr(defaults, name)
+        shown = (" ".join(map(str, default)) or "none") if isinstance(default, tuple) else repr(default)
+        expected = "(required)" if name in required else f"(default: {shown})"
         assert line.rstrip().endswith(expected), (name, line)
     assert "``" not in text and not re.search(r":[a-z]+:`", text)
 
@@ -131,6 +133,7 @@ def test_batch_help_lists_the_params_files_and_the_top_level_help_has_no_markup(
     assert field_descriptions(BatchConfig)["run_id"] in batch
     top = _help(capsys, monkeypatch)
     assert "``" not in top and "The medcam-lab command line" in top
+    assert "show this help message and exit\n" in top  # argparse's own texts are left as they are
 
 
 def test_plain_text_removes_roles_and_double_backquotes():
