@@ -158,6 +158,8 @@ def summarize_batch(run_dir: str | Path) -> dict[str, Any]:
                 result = f"unexpected content in the files of {out}: {type(exc).__name__} {exc}"
         elif error.get("notebook") == nb:
             result = f"{state}: {error.get('error', '')}"
+        elif state == "running":  # the batch was stopped (interrupted) during this stage
+            result = "stopped while running"
         else:
             result = "not run"
         stages.append({"stage": nb, "status": state, "seconds": status.get("seconds", {}).get(nb),

@@ -264,6 +264,9 @@ def test_the_batch_summary_names_a_missing_file_and_a_failed_stage_instead_of_st
     (run / "05_inspect_alignment.ipynb").unlink()
     row = summarize_batch(run)["stages"][-1]
     assert (row["result"], row["seconds"], row["notebook"]) == ("not run", None, None)
+    status["stages"]["05_inspect_alignment"] = "running"  # interrupted (Ctrl-C) during the stage
+    (run / "status.json").write_text(json.dumps(status))
+    assert summarize_batch(run)["stages"][-1]["result"] == "stopped while running"
 
 
 def test_the_batch_summary_of_seed_repeats_gives_the_pooled_result_then_the_first_seed(tmp_path):
