@@ -8,7 +8,9 @@ notebook declares (papermill itself would inject an unknown one silently).
 
 Each run writes ``runs/<dataset>/<run_id>/``: the executed notebooks, each notebook's artifacts (under its
 ``out``), ``config.json`` (the batch's own options), ``parameters.json`` (the resolved parameters of every
-notebook), ``run_info.json`` (git revision, package versions) and ``status.json``. The kernel is named
+notebook), ``run_info.json`` (git revision, package versions), ``status.json`` (each stage's state and
+seconds) and, when the batch ends (finished or failed), ``batch_summary.md``/``.json``: each stage's status, time,
+output notebook and key result (:mod:`medcam_lab.batch_summary`). The kernel is named
 explicitly (``--kernel``, default ``python3``). A failing cell stops the batch with the notebook and cell
 named; the partial output notebook is kept. Notebooks run with the current directory as working directory,
 so relative paths in the params files are relative to where ``medcam-lab batch`` is started.
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from medcam_lab.batch_summary import write_batch_summary
 from medcam_lab.config import (
     PATH_FIELDS,
     AlignConfig,
@@ -64,7 +68,15 @@ MAKES_INPUT = {
 
 
 class BatchError(RuntimeError):
-    """A notebook of the batch failed; the message names the notebook, the cell and the kept output."""
+    """A notebook of the batch failed; the message names the notebook, the cell and the kept output.
+
+    Attributes:
+        run_dir: the run folder (its ``batch_summary.md`` says what the stages before the failure wrote).
+    """
+
+    def __init__(self, message: str, run_dir: Path | None = None) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 def notebook_versions() -> dict[str, str | None]:
@@ -228,10 +240,11 @@ def check_parameters(stages: list[str], resolved: dict[str, dict[str, Any]], run
 
 
 def run_batch(cfg: BatchConfig) -> Path:
-    """Run the batch; returns the run directory. Raises :class:`BatchError` when a notebook fails."""
-    import papermill as pm
-    from nbclient.exceptions import DeadKernelError
+    """Run the batch; returns the run directory, which ends with ``batch_summary.md`` (also when a notebook fails).
 
+    Raises:
+        BatchError: a notebook failed (the summary is written first).
+    """
     if not cfg.dataset:
         raise ValueError("--dataset is required (the name of a params/<dataset>.yaml file)")
     run_id = cfg.run_id or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -242,13 +255,27 @@ def run_batch(cfg: BatchConfig) -> Path:
     check_parameters(stages, resolved, run_dir)
     write_run_info(run_dir, "batch", cfg, notebook_versions=notebook_versions(), kernel=cfg.kernel, stages=stages)
     write_json_atomic(run_dir / "parameters.json", resolved)
-    status: dict[str, Any] = {"run_dir": str(run_dir), "stages": {nb: "pending" for nb in stages}}
+    status: dict[str, Any] = {"run_dir": str(run_dir), "stages": {nb: "pending" for nb in stages}, "seconds": {}}
     write_json_atomic(run_dir / "status.json", status)
+    try:
+        _run_stages(cfg, stages, resolved, run_dir, status)
+    finally:
+        write_batch_summary(run_dir)
+    return run_dir
+
+
+def _run_stages(cfg: BatchConfig, stages: list[str], resolved: dict[str, dict[str, Any]], run_dir: Path,
+                status: dict[str, Any]) -> None:
+    """Execute the stages in order, recording each one's state and seconds in ``status.json``."""
+    import papermill as pm
+    from nbclient.exceptions import DeadKernelError
+
     for nb in stages:
         output = run_dir / f"{nb}.ipynb"
         log.info("== %s → %s", nb, output)
         status["stages"][nb] = "running"
         write_json_atomic(run_dir / "status.json", status)
+        started = time.monotonic()
         try:
             pm.execute_notebook(
                 str(Path(cfg.notebooks_dir) / f"{nb}.ipynb"), str(output), parameters=resolved[nb],
@@ -256,20 +283,22 @@ def run_batch(cfg: BatchConfig) -> Path:
                 execution_timeout=cfg.execution_timeout or None, request_save_on_cell_execute=True,
             )
         except pm.PapermillExecutionError as exc:
+            status["seconds"][nb] = round(time.monotonic() - started, 1)
             status["stages"][nb] = "failed"
             status["error"] = {"notebook": nb, "cell_index": exc.cell_index, "execution_count": exc.exec_count,
                                "error": f"{exc.ename}: {exc.evalue}", "output": str(output)}
             write_json_atomic(run_dir / "status.json", status)
             raise BatchError(
                 f"notebook {nb} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
-                f"{exc.ename}: {exc.evalue}\npartial output notebook kept: {output}"
+                f"{exc.ename}: {exc.evalue}\npartial output notebook kept: {output}", run_dir
             ) from None
         except DeadKernelError as exc:
+            status["seconds"][nb] = round(time.monotonic() - started, 1)
             status["stages"][nb] = "kernel died"
             status["error"] = {"notebook": nb, "error": str(exc), "output": str(output)}
             write_json_atomic(run_dir / "status.json", status)
             raise BatchError(f"notebook {nb}: the kernel died (out of memory or killed): {exc}\n"
-                             f"partial output notebook kept: {output}") from None
+                             f"partial output notebook kept: {output}", run_dir) from None
+        status["seconds"][nb] = round(time.monotonic() - started, 1)
         status["stages"][nb] = "done"
         write_json_atomic(run_dir / "status.json", status)
-    return run_dir

@@ -2,7 +2,9 @@
 
 The flags of ``prepare``, ``pretrain``, ``align``, ``finetune``, ``evaluate`` and ``demo`` are generated
 from the fields of their config dataclasses (``--image-size`` sets ``image_size``), so the CLI, the
-notebooks' parameters and the ``config.json`` written by each run always use the same names.
+notebooks' parameters and the ``config.json`` written by each run always use the same names. Each flag's help
+is the field's description in the config's docstring (:mod:`medcam_lab.config_help`), with the allowed values
+where the field has a fixed set.
 """
 
 from __future__ import annotations
@@ -29,27 +31,56 @@ from medcam_lab.config import (
     ReproduceConfig,
     config_from_dict,
 )
+from medcam_lab.config_help import allowed_values, field_descriptions, plain_text
 
 log = logging.getLogger("medcam_lab")
+
+
+def default_text(value: Any) -> str:
+    """A default as it is typed on the command line: ``0.01 0.001`` for a list, ``none`` for an empty one."""
+    if isinstance(value, tuple):
+        return " ".join(map(str, value)) or "none"
+    return repr(value)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends a flag's allowed values (``action.allowed_values``, read only when the help is shown: some sets
+    live in modules that import torch) and its default (``action.default_note``) to its description."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action) or ""
+        allowed = getattr(action, "allowed_values", None)
+        values = allowed() if allowed else None
+        note = getattr(action, "default_note", "")
+        if not (values or note):
+            return text
+        if text and not text.endswith("."):
+            text += "."
+        if values:
+            text += f" One of: {', '.join(values)}.".replace("%", "%%")
+        return f"{text} {note}".strip()
 
 
 def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
     hints = typing.get_type_hints(cls)
     doc_defaults = cls()
+    descriptions = field_descriptions(cls)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(doc_defaults, f.name)
         kind = hints[f.name]
-        help_text = f"(default: {default!r})".replace("%", "%%") if f.name not in required else "(required)"
+        options: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
+                                   "help": descriptions.get(f.name, "").replace("%", "%%")}
         if kind is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=help_text)
+            options["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(kind) is tuple:
-            item = typing.get_args(kind)[0]
-            parser.add_argument(flag, dest=f.name, nargs="+", type=item, default=argparse.SUPPRESS, help=help_text)
+            options.update(nargs="+", type=typing.get_args(kind)[0])
         else:
-            parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, help=help_text,
-                                required=f.name in required)
+            options.update(type=kind, required=f.name in required)
+        action = parser.add_argument(flag, **options)
+        action.allowed_values = lambda name=f.name: allowed_values(cls, name)  # type: ignore[attr-defined]
+        action.default_note = ("(required)" if f.name in required  # type: ignore[attr-defined]
+                               else f"(default: {default_text(default)})".replace("%", "%%"))
 
 
 def _config(cls: type, args: argparse.Namespace) -> Any:
@@ -145,26 +176,41 @@ def _cmd_batch(args: argparse.Namespace) -> None:
     try:
         run_dir = run_batch(cfg)
     except (BatchError, BatchCheckError, FileExistsError) as exc:
+        summary = getattr(exc, "run_dir", None) and exc.run_dir / "batch_summary.md"  # type: ignore[attr-defined]
+        if summary and summary.is_file():
+            print(summary.read_text())
         print(f"medcam-lab batch: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"batch finished: {run_dir}")
+    print((run_dir / "batch_summary.md").read_text())
+    print(f"batch finished: {run_dir} (this summary: {run_dir / 'batch_summary.md'})")
+
+
+def _params_files(params_dir: str) -> tuple[str, ...]:
+    """The datasets with a params file in ``params_dir`` (``common.yaml`` is shared by all)."""
+    from pathlib import Path
+
+    return tuple(sorted(p.stem for p in Path(params_dir).glob("*.yaml") if p.stem != "common"))
 
 
 def _add_batch_parser(sub: argparse._SubParsersAction) -> None:
     d = BatchConfig()
+    doc = {k: v.replace("%", "%%") for k, v in field_descriptions(BatchConfig).items()}
     p = sub.add_parser("batch", help="run the numbered notebooks for a dataset with papermill",
+                       formatter_class=_HelpFormatter,
                        description="Run notebooks/01..05 for one dataset with papermill: params/common.yaml, then "
-                                   "params/<dataset>.yaml, then -p overrides; outputs under runs/<dataset>/<run_id>/.")
-    p.add_argument("--dataset", required=True, help="params/<dataset>.yaml to use (demo, mimic, nih, vindr, chexpert)")
-    p.add_argument("--stages", nargs="+", help="notebooks to run, e.g. 01 02 (default: the dataset file's stages)")
+                                   "params/<dataset>.yaml, then -p overrides; outputs under runs/<dataset>/<run_id>/, "
+                                   "ending with a summary of each stage's results (batch_summary.md there).")
+    dataset = p.add_argument("--dataset", required=True, help=doc["dataset"])
+    dataset.allowed_values = lambda: _params_files(d.params_dir)  # type: ignore[attr-defined]
+    p.add_argument("--stages", nargs="+", help=doc["stages"] + " E.g. --stages 01 02.")
     p.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE",
-                   help="override a parameter (KEY or NOTEBOOK.KEY, e.g. -p epochs=2 -p 02_align.lr=1e-3)")
-    p.add_argument("--run-id", default=d.run_id, help="run directory name (default: UTC time)")
-    p.add_argument("--kernel", default=d.kernel, help=f"Jupyter kernel (default: {d.kernel})")
-    p.add_argument("--execution-timeout", type=int, default=d.execution_timeout, help="seconds per cell (0 = none)")
+                   help=doc["parameters"] + " Repeatable: -p epochs=2 -p 02_align.lr=1e-3.")
+    p.add_argument("--run-id", default=d.run_id, help=doc["run_id"])
+    p.add_argument("--kernel", default=d.kernel, help=f"{doc['kernel']} (default: {d.kernel})")
+    p.add_argument("--execution-timeout", type=int, default=d.execution_timeout, help=doc["execution_timeout"])
     p.add_argument("--params-dir", default=d.params_dir, help=argparse.SUPPRESS)
     p.add_argument("--notebooks-dir", default=d.notebooks_dir, help=argparse.SUPPRESS)
-    p.add_argument("--runs-dir", default=d.runs_dir, help=f"where runs go (default: {d.runs_dir})")
+    p.add_argument("--runs-dir", default=d.runs_dir, help=f"{doc['runs_dir']} (default: {d.runs_dir})")
     p.set_defaults(func=_cmd_batch)
 
 
@@ -196,7 +242,8 @@ COMMANDS: dict[str, tuple[str, type | None, tuple[str, ...], Callable[[argparse.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medcam-lab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="medcam-lab", description=plain_text(__doc__.splitlines()[0]),
+                                     epilog="medcam-lab COMMAND --help lists a command's options.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     synth = sub.add_parser("synth", help="write a MIMIC-shaped demo cohort in the official layouts")
@@ -210,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="versions, kernels and widget extensions of the notebook set-up").set_defaults(
         func=_cmd_doctor)
     for name, (help_text, cls, required, func) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)  # help is %-formatted
+        p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text,  # help is %-formatted
+                           formatter_class=_HelpFormatter)
         _add_dataclass_flags(p, cls, required)
         p.set_defaults(func=func)
     return parser

@@ -48,8 +48,8 @@ class PrepareConfig:
         mimic_cxr: root of MIMIC-CXR-JPG (holds ``mimic-cxr-2.0.0-*.csv.gz`` and ``files/``).
         mimic_iv: root of MIMIC-IV (holds ``hosp/`` and ``icu/``).
         out: the cohort directory to write.
-        compat: EHR mode; ``"clean"`` (default) applies the fixes of spec §7 (60 features), ``"medfuse"``
-            reproduces the MedFuse/MedMod pipeline exactly (76 features).
+        compat: EHR mode; ``clean`` (default) applies the cleaning fixes of ``docs/decisions.md`` (60 features),
+            ``medfuse`` reproduces the MedFuse/MedMod pipeline exactly (76 features).
         mimic_iv_version: MIMIC-IV release (e.g. ``2.2``); ``auto`` reads it from the path, else the layout.
         timestep: discretizer bin width in hours (Δt).
         window_hours: EHR window length before each image, clipped at the ICU admission.
@@ -84,6 +84,21 @@ class PretrainConfig:
 
     Only needed where no BarlowTwins-CXR checkpoint is at hand (the demo); on real data pass the
     published checkpoint to ``align``/``finetune`` with ``--weights``.
+
+    Attributes:
+        cohort: prepared cohort directory (``medcam-lab prepare``); its training-split images are used.
+        out: output directory (``encoder.pt``, ``checkpoint.pt``, ``history.json``).
+        encoder: image encoder (registry name).
+        image_size: model input size in pixels (square crops of the image cache).
+        epochs: training epochs.
+        batch_size: batch size (two augmented views per image).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        projector_dim: width of the Barlow Twins projector.
+        lambda_offdiag: weight of the off-diagonal (redundancy-reduction) term of the Barlow Twins loss.
+        seed: seed of the initialisation, augmentations and batch order.
+        num_workers: data-loader worker processes (0 = load in the main process).
+        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
     """
 
     cohort: str = ""
@@ -106,15 +121,39 @@ class AlignConfig:
     """MedCAM alignment (``spec/method.md`` §3–4).
 
     Attributes:
-        backbone_mode: ``adapt`` (backbone at ``lr × backbone_lr_mult``), ``frozen``, ``last_block``, ``full``.
+        cohort: prepared cohort directory (``medcam-lab prepare`` or notebook 01).
+        out: output directory of this alignment run (``adapted_backbone.pt``, ``checkpoint.pt``,
+            ``history.json``, ``selected.json``).
+        encoder: image encoder (registry name); must match the architecture of ``weights``.
+        weights: image-only checkpoint the image encoder starts from; ``""`` = the encoder's registered default
+            file, random initialisation where it has none (nothing is downloaded).
+        image_size: model input size in pixels.
+        proj_dim: width d of the shared image–EHR space.
+        ehr_hidden: LSTM width of the EHR encoder.
+        ehr_layers: LSTM layers of the EHR encoder.
+        ehr_dropout: dropout on the EHR sequence features.
         k: number of EHR timesteps per image in the local loss.
         temperature: τ; with ``learnable_temperature`` it is the initial value.
+        learnable_temperature: learn τ during training (CLIP-style).
+        lambda_global: weight of the global (image–stay) loss.
+        lambda_local: weight of the local (image–timestep) loss.
+        backbone_mode: ``adapt`` (backbone at ``lr × backbone_lr_mult``), ``frozen``, ``last_block`` (only the
+            last block trains, at ``lr × backbone_lr_mult``) or ``full`` (backbone at ``lr``).
+        backbone_lr_mult: backbone learning-rate multiplier (``adapt``, ``last_block``).
+        epochs: training epochs.
+        lr: AdamW learning rate of the EHR encoder and projection heads.
+        weight_decay: AdamW weight decay.
+        seed: seed of the initialisation and batch order.
+        num_workers: data-loader worker processes (0 = load in the main process).
+        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
+        checkpoint_every: epochs between training checkpoints (``checkpoint.pt``, for resuming).
         keep_best: save the backbone of the epoch with the lowest validation alignment loss.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
-        channels_last, compile: ``auto`` (on for CUDA, off elsewhere), ``on`` or ``off``; ``compile`` is
-            ``torch.compile`` of the image encoder.
+        channels_last: NHWC memory format of the model and batches; ``auto`` (on for CUDA, off elsewhere), ``on``
+            or ``off``.
+        compile: ``torch.compile`` of the image encoder; ``auto`` (on for CUDA, off elsewhere), ``on`` or ``off``.
         sync_batchnorm: under ``torchrun`` on CUDA, trainable BatchNorms use statistics of the global batch.
-        batch_size: per process; under ``torchrun`` the global batch is ``batch_size × nproc``.
+        batch_size: batch size per process; under ``torchrun`` the global batch is ``batch_size × nproc``.
     """
 
     cohort: str = ""
@@ -162,10 +201,39 @@ class FinetuneConfig:
     label keeping a positive where it can; VinDr-CXR 1 % / 10 %: the BenchX lists; see
     :mod:`medcam_lab.data.label_fraction`); validation and test stay whole.
     ``seeds``: repeats of the whole run, one per seed, under ``out/seed_<s>`` (empty = one run with ``seed``).
-    ``select_lr_once``: with ``seeds``, search the learning-rate grid on the first seed only; the other seeds
-    train at the learning rate it selected on validation (one run per seed instead of one per grid entry).
     A linear probe computes the frozen encoder's features once (centre crop, no augmentation) and trains the
     head on them.
+
+    Attributes:
+        data: prepared cohort (``dataset`` cohort) or prepared image-label directory (``nih``, ``images``).
+        dataset: ``cohort`` (a prepared MIMIC cohort directory), ``nih`` (a prepared NIH directory) or ``images``
+            (a ``medcam-lab prepare-images`` directory: NIH, CheXpert or VinDr-CXR).
+        out: output directory (``predictions_test.parquet``, ``finetune_summary.json``, one ``lr_<i>`` per
+            learning rate).
+        encoder: image encoder (registry name); must match the architecture of ``weights``.
+        weights: encoder checkpoint to fine-tune; ``""`` = the encoder's registered default file, random
+            initialisation where it has none (nothing is downloaded).
+        image_size: model input size in pixels.
+        lr_grid: learning rates tried; the winner is chosen on validation macro-AUROC.
+        backbone_lr_mult: backbone learning-rate multiplier.
+        linear_probe: freeze the encoder and train the linear head only.
+        epochs: maximum epochs per learning rate.
+        batch_size: batch size.
+        eval_start: first validation epoch.
+        eval_every: epochs between validations.
+        patience: validations without improvement before stopping.
+        seed: seed of the initialisation, batch order and training subset.
+        label_fraction: share of the training patients kept (nested across fractions, seeded by ``seed``);
+            validation and test stay whole.
+        seeds: repeat the whole run once per seed, under ``out/seed_<s>``; empty = one run with ``seed``.
+        select_lr_once: with ``seeds``, search ``lr_grid`` on the first seed only; the other seeds train at the
+            learning rate it selected on validation.
+        num_workers: data-loader worker processes (0 = load in the main process).
+        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
+        channels_last: NHWC memory format of the model and batches; ``auto`` (on for CUDA, off elsewhere), ``on``
+            or ``off``.
+        compile: ``torch.compile`` of the image encoder; ``auto`` (on for CUDA, off elsewhere), ``on`` or ``off``.
     """
 
     data: str = ""
@@ -195,7 +263,16 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Macro/per-label AUROC and AUPRC with seeded bootstrap CIs from a predictions file."""
+    """Macro/per-label AUROC and AUPRC with seeded bootstrap CIs from a predictions file.
+
+    Attributes:
+        predictions: a ``predictions_test.parquet`` written by ``finetune`` (``true:<label>`` and
+            ``score:<label>`` columns).
+        out: where ``metrics.json`` goes; ``""`` = only print the result.
+        n_resamples: bootstrap resamples.
+        confidence: level of the confidence intervals (0.95 = 95 %).
+        seed: bootstrap seed.
+    """
 
     predictions: str = ""
     out: str = ""
@@ -209,6 +286,9 @@ class DemoConfig:
     """``medcam-lab demo``: the whole pipeline on the generated cohort, CPU-sized.
 
     Attributes:
+        out: output directory (``cohort/``, ``pretrain/``, ``align/``, ``finetune/``, ``report.md``).
+        patients: patients of the generated cohort.
+        seed: seed of the generated cohort and of every stage.
         visual_gain: strength of the findings drawn in the generated images (``SynthConfig.visual_gain``).
         align_backbone_mode, align_lr: how alignment trains the backbone on the demo (see
             ``docs/decisions.md`` for the ablation behind these values).
@@ -216,6 +296,13 @@ class DemoConfig:
             MIMIC-shaped training patients, once per seed (the first seed searches the lr grid, the others
             reuse its choice), scored on the whole test split; the run at 100 % with ``seed`` is the main
             table's. Empty ``label_fractions`` skips it.
+        encoder: image encoder (registry name) of every stage.
+        image_size: model input size in pixels.
+        pretrain_epochs: epochs of the image-only Barlow Twins pretraining.
+        align_epochs: epochs of the alignment.
+        finetune_epochs: maximum fine-tuning epochs per learning rate.
+        lr_grid: fine-tuning learning rates tried.
+        n_resamples: bootstrap resamples of the evaluation.
     """
 
     out: str = "demo_out"
@@ -243,9 +330,15 @@ class EmbeddingsConfig:
     Attributes:
         align_dir: output directory of an alignment run (``config.json`` + ``checkpoint.pt``).
         cohort: the prepared cohort; ``""`` = the one the alignment run used.
+        out: output directory (``retrieval.json``, ``umap.html``, ``umap_points.parquet``).
         split: the split embedded (``test``: never seen by alignment).
+        n_neighbors: UMAP neighbours.
+        min_dist: UMAP minimum distance.
         color_labels, color_variables: the labels and continuous EHR variables (window mean of observed
             values) the UMAP points are coloured by.
+        batch_size: inference batch size.
+        seed: UMAP seed.
+        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
         weights: the image-only checkpoint alignment started from (the "before" encoder); ``""`` = the run's.
     """
 
@@ -268,10 +361,16 @@ class InspectConfig:
     """Notebook ``05_inspect_alignment``: the alignment inspector widget and its static snapshots.
 
     Attributes:
+        align_dir: output directory of an alignment run (``config.json`` + ``checkpoint.pt``).
+        cohort: the prepared cohort; ``""`` = the one the alignment run used.
+        out: output directory of the static snapshots.
         splits: the splits the widget offers (first shown first).
         k: top-k of the attention view; ``0`` = the alignment run's ``k``.
-        n_snapshots: images of the first split written as static HTML/PNG views next to the notebook.
+        n_neighbours: nearest neighbours (in the aligned space) listed for the selected image.
+        n_snapshots: images of the first split written as static HTML/PNG views into ``out``.
         ig_steps: Integrated Gradients interpolation steps.
+        batch_size: inference batch size.
+        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
     """
 
     align_dir: str = ""
@@ -297,6 +396,9 @@ class BatchConfig:
         parameters: ``key=value`` or ``notebook.key=value`` overrides (``-p``).
         run_id: the run directory's name; ``""`` = the UTC time.
         kernel: the Jupyter kernel every notebook runs on.
+        params_dir: the folder of the params files.
+        notebooks_dir: the folder of the numbered notebooks.
+        runs_dir: where runs go (``<runs_dir>/<dataset>/<run_id>/``).
         execution_timeout: seconds per cell (0 = none).
         log_output: stream cell output to the log.
     """
@@ -397,12 +499,24 @@ class ReproduceConfig:
         weights: ``name=path`` entries for encoders that need a local file (``barlowtwins_cxr``,
             ``eva_x_tiny``, ``eva_x_small``, ``convirt``, ``gloria``, ``medclip``, ``mgca``) and optionally
             ``image_only=...`` (the image-pretrained encoder MedCAM starts from).
-        encoder, image_size: the ResNet used for the supervised, MedMod and MedCAM rows.
         label_fractions, seeds: label efficiency: every row fine-tuned on each share of the training patients
             (nested, seeded; VinDr-CXR 1 % / 10 %: the BenchX lists), once per seed, with the tables per
             fraction (mean over seeds; intervals over seeds and test rows) and the figure
             ``label_efficiency.{png,html}``. The default (``1.0`` and no seeds) is one run per row with ``seed``.
         select_lr_once: with several seeds, the first seed searches ``lr_grid`` and the others reuse its choice.
+        out: output directory (``report.md`` and the runs behind its rows).
+        encoder: the ResNet used for the supervised, MedMod and MedCAM rows.
+        image_size: model input size in pixels of those rows.
+        align_epochs: epochs of the MedCAM alignment and the MedMod pretraining.
+        pretrain_epochs: epochs of the image-only pretraining, run when no ``image_only=`` weights are given.
+        finetune_epochs: maximum fine-tuning epochs per learning rate.
+        lr_grid: fine-tuning learning rates tried.
+        batch_size: batch size of every stage.
+        linear_probe: fine-tune the head only (frozen encoders).
+        k_sweep: the ``k`` values of the local-loss ablation.
+        n_resamples: bootstrap resamples of the evaluation.
+        seed: seed of every stage.
+        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
     """
 
     suite: str = "paper"
@@ -434,10 +548,14 @@ class PrepareImagesConfig:
 
     Attributes:
         dataset: ``nih``, ``vindr`` or ``chexpert`` (the dataset classes of ``medcam_lab.datasets``).
-        root: the dataset's raw root; out: the directory to write (read by ``finetune --dataset images``).
+        root: the dataset's raw root.
+        out: the directory to write (read by ``finetune --dataset images``).
         image_size: side of the cached square images.
-        uncertain, blank, frontal_only: CheXpert label policies (``zeros``/``ones``/``ignore``; ``zeros``/
-            ``ignore``; frontal AP/PA only). merge: VinDr-CXR radiologist rule (``union``/``majority``/``all``).
+        uncertain: CheXpert −1 (uncertain) label → ``zeros``, ``ones`` or ``ignore`` (NaN).
+        blank: CheXpert blank label → ``zeros`` or ``ignore`` (NaN).
+        frontal_only: CheXpert: keep frontal (AP/PA) images only.
+        merge: VinDr-CXR rule over the radiologists' labels: ``union``, ``majority`` or ``all``.
+        num_threads: threads decoding and resizing images for the cache.
     """
 
     dataset: str = "nih"

@@ -173,6 +173,15 @@ def test_every_notebook_runs_and_writes_its_artifacts(tiny_batch):
     snaps = sorted(p.name for p in (run / "05_inspect_alignment").iterdir())
     assert any(s.endswith("_attention.html") for s in snaps) and any(s.endswith("_gradcam.png") for s in snaps)
     assert any(s.endswith("_ehr_attribution.html") for s in snaps)
+    summary = json.loads((run / "batch_summary.json").read_text())  # each stage's key result, read from its files
+    results = {row["stage"]: row["result"] for row in summary["stages"]}
+    assert summary["stages_done"] == 5 and list(results) == list(NOTEBOOKS)
+    for nb, starts in (("01_prepare_cohort", "image–EHR pairs train "), ("02_align", "best epoch 1 of 1 kept"),
+                       ("03_finetune_evaluate", f"{metrics['n_rows']} test images: macro AUROC "
+                                                f"{metrics['auroc']['point']:.4f}"),
+                       ("04_embeddings_umap", "image → EHR retrieval on test"), ("05_inspect_alignment", "1 snapshot")):
+        assert results[nb].startswith(starts), (nb, results[nb])
+    assert (run / "batch_summary.md").read_text().count("| done ") == 5
 
 
 def _run_all_twice(notebook: Path, parameters: dict, cwd: Path) -> list[nbformat.NotebookNode]:
