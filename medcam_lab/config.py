@@ -292,10 +292,10 @@ class DemoConfig:
         visual_gain: strength of the findings drawn in the generated images (``SynthConfig.visual_gain``).
         align_backbone_mode, align_lr: how alignment trains the backbone on the demo (see
             ``docs/decisions.md`` for the ablation behind these values).
-        label_fractions, seeds: the label-efficiency comparison: both arms fine-tuned on each share of the
-            MIMIC-shaped training patients, once per seed (the first seed searches the lr grid, the others
-            reuse its choice), scored on the whole test split; the run at 100 % with ``seed`` is the main
-            table's. Empty ``label_fractions`` skips it.
+        label_fractions: shares of the MIMIC-shaped training patients of the label-efficiency comparison:
+            both arms fine-tuned on each, scored on the whole test split (empty: the comparison is skipped).
+        seeds: fine-tuning repeats of that comparison; the first seed searches the lr grid, the others reuse
+            its choice; the run at 100 % with ``seed`` is the main table's.
         encoder: image encoder (registry name) of every stage.
         image_size: model input size in pixels.
         pretrain_epochs: epochs of the image-only Barlow Twins pretraining.
