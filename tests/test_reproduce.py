@@ -135,6 +135,68 @@ def test_numbers_match_scikit_learn_and_differences(reproduced):
     assert "ΔAUROC [95% CI]" in md
 
 
+def _macro_auroc(path) -> float:
+    """Literal macro AUROC of one predictions file (scikit-learn per label with both classes)."""
+    frame = pd.read_parquet(path)
+    aucs = []
+    for col in (c for c in frame.columns if c.startswith("true:")):
+        y, s = frame[col].to_numpy(), frame["score:" + col[5:]].to_numpy()
+        known = ~np.isnan(y)
+        if len(np.unique(y[known])) == 2:
+            aucs.append(roc_auc_score(y[known], s[known]))
+    return float(np.mean(aucs))
+
+
+def test_label_fractions_and_seeds_give_tables_per_fraction_and_the_figure(tiny_cohort, tmp_path):
+    root = tmp_path / "data_root"
+    root.mkdir()
+    (root / "cohort").symlink_to(tiny_cohort, target_is_directory=True)
+    out = tmp_path / "out"
+    argv = ["reproduce", "--data-root", str(root), "--out", str(out), "--models", "supervised_resnet", "image_only",
+            "medcam", "--datasets", "mimic", "--encoder", "resnet_small", "--image-size", "32", "--align-epochs", "1",
+            "--pretrain-epochs", "1", "--finetune-epochs", "1", "--lr-grid", "0.01", "0.001", "--batch-size", "16",
+            "--label-fractions", "0.5", "1.0", "--seeds", "0", "1", "--select-lr-once", "--n-resamples", "40",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    le = results["label_efficiency"]
+    assert le["fractions"] == [0.5, 1.0] and le["seeds"] == [0, 1]
+    for key, folder in (("0.5", "fraction_0.5"), ("1.0", "fraction_1")):
+        part = le["by_fraction"][key]
+        rows = {row[0]: row for row in _csv(out / "tables" / folder / "table2_in_distribution.csv")[1:]}
+        for model in ("supervised_resnet", "image_only", "medcam"):
+            run = part["runs"][model]["mimic"]
+            assert run["label_fraction"] == float(key) and set(run["predictions_by_seed"]) == {"0", "1"}
+            per_seed = [_macro_auroc(p) for p in run["predictions_by_seed"].values()]
+            assert run["metrics"]["auroc"]["point"] == pytest.approx(np.mean(per_seed), abs=1e-9), (model, key)
+            assert rows[results["models"][model]][1].startswith(f"{np.mean(per_seed):.3f} [")
+        d = part["differences"]["image_only"]["mimic"]["auroc"]
+        assert d["point"] == pytest.approx(part["runs"]["medcam"]["mimic"]["metrics"]["auroc"]["point"]
+                                           - part["runs"]["image_only"]["mimic"]["metrics"]["auroc"]["point"])
+        title = json.loads((out / "tables" / folder / "table2_in_distribution.json").read_text())["title"]
+        assert f"{float(key) * 100:g} % of the training labels" in title
+    # the training subsets are nested across fractions and the later seed reused the first seed's lr
+    half = json.loads((out / "models" / "medcam" / "mimic" / "fraction_0.5" / "seed_1" / "training_subset.json")
+                      .read_text())
+    assert half["fraction"] == 0.5 and half["n_images"] < half["n_images_total"]
+    first = json.loads((out / "models" / "medcam" / "mimic" / "fraction_0.5" / "seed_0" / "finetune_summary.json")
+                       .read_text())
+    second = json.loads((out / "models" / "medcam" / "mimic" / "fraction_0.5" / "seed_1" / "finetune_summary.json")
+                        .read_text())
+    assert [g["lr"] for g in second["grid"]] == [first["selected"]["lr"]]
+    assert (out / "label_efficiency.png").stat().st_size > 0 and (out / "label_efficiency.html").exists()
+    report = (out / "report.md").read_text()
+    assert "## Label efficiency" in report and "## 50 % of the training labels" in report
+    # a second call reuses every run: no new training, the same numbers
+    def medcam_half(r):
+        return r["label_efficiency"]["by_fraction"]["0.5"]["runs"]["medcam"]["mimic"]["metrics"]["auroc"]["point"]
+
+    assert main(argv) == 0
+    rerun = json.loads((out / "results.json").read_text())
+    assert not [k for k in rerun["timings_s"] if k.startswith(("finetune", "align"))]
+    assert medcam_half(rerun) == pytest.approx(medcam_half(results))
+
+
 def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert main(["reproduce", "--data-root", str(tmp_path), "--out", str(tmp_path / "o"),
                  "--weights", "eva_x_small=/no/such.pt"]) == 2
