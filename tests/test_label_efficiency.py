@@ -232,6 +232,7 @@ def test_notebook_03_with_seeds_shows_the_pooled_summary(tiny_cohort, tmp_path):
     assert summary["auroc"]["n_resamples"] == 50 and set(summary["auroc"]["a"]["per_seed"]) == {"0", "1"}
     assert "over seeds [0, 1]: macro AUROC mean" in text and "below: the run of seed 0" in text
     assert (out / "seed_0" / "evaluation" / "metrics.json").exists()
+    assert (out / "label_efficiency.html").exists() and (out / "label_efficiency.png").exists()
 
 
 def _prediction_files(tmp_path, n=120, n_labels=4, seeds=(0, 1), skill=None, seed=0):
