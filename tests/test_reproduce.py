@@ -38,6 +38,18 @@ def _csv(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
+def _macro_auroc(path) -> float:
+    """Literal macro AUROC of one predictions file (scikit-learn per label with both classes)."""
+    frame = pd.read_parquet(path)
+    aucs = []
+    for col in (c for c in frame.columns if c.startswith("true:")):
+        y, s = frame[col].to_numpy(), frame["score:" + col[5:]].to_numpy()
+        known = ~np.isnan(y)
+        if len(np.unique(y[known])) == 2:
+            aucs.append(roc_auc_score(y[known], s[known]))
+    return float(np.mean(aucs))
+
+
 def test_every_table_in_three_formats(reproduced):
     tables = reproduced / "tables"
     expected = {
@@ -94,14 +106,8 @@ def test_vindr_and_chexpert_fill_table3(reproduced_ood):
         run = results["runs"]["supervised_resnet"][ds]
         frame = pd.read_parquet(run["predictions"])
         assert len(frame) == n_test
-        aucs = []
-        for col in (c for c in frame.columns if c.startswith("true:")):
-            y, s = frame[col].to_numpy(), frame["score:" + col[5:]].to_numpy()
-            known = ~np.isnan(y)
-            if len(np.unique(y[known])) == 2:
-                aucs.append(roc_auc_score(y[known], s[known]))
         point = run["metrics"]["auroc"]["point"]
-        assert point == pytest.approx(np.mean(aucs), abs=1e-9)
+        assert point == pytest.approx(_macro_auroc(run["predictions"]), abs=1e-9)
         assert row[header.index(f"{ds} AUROC [95% CI]")].startswith(f"{point:.3f} [")
         prepared = reproduced_ood / "data" / ds
         assert json.loads((prepared / "report.json").read_text())["per_split"]["test"] == n_test
@@ -114,14 +120,8 @@ def test_numbers_match_scikit_learn_and_differences(reproduced):
                   "medcam_global_only", "medcam_local_only", "medcam_k1", "medcam_frozen"):
         for ds in ("mimic", "nih"):
             run = results["runs"][model][ds]
-            frame = pd.read_parquet(run["predictions"])
-            aucs = []
-            for col in (c for c in frame.columns if c.startswith("true:")):
-                y, s = frame[col].to_numpy(), frame["score:" + col[5:]].to_numpy()
-                known = ~np.isnan(y)
-                if len(np.unique(y[known])) == 2:
-                    aucs.append(roc_auc_score(y[known], s[known]))
-            assert run["metrics"]["auroc"]["point"] == pytest.approx(np.mean(aucs), abs=1e-9), (model, ds)
+            expected = _macro_auroc(run["predictions"])
+            assert run["metrics"]["auroc"]["point"] == pytest.approx(expected, abs=1e-9), (model, ds)
             low, high = run["metrics"]["auroc"]["low"], run["metrics"]["auroc"]["high"]
             assert low <= high
     diffs = results["differences"]
@@ -133,18 +133,6 @@ def test_numbers_match_scikit_learn_and_differences(reproduced):
     assert "skipped" in diffs["barlowtwins_cxr"]["nih"]
     md = (reproduced / "tables" / "medcam_minus_baselines.md").read_text()
     assert "ΔAUROC [95% CI]" in md
-
-
-def _macro_auroc(path) -> float:
-    """Literal macro AUROC of one predictions file (scikit-learn per label with both classes)."""
-    frame = pd.read_parquet(path)
-    aucs = []
-    for col in (c for c in frame.columns if c.startswith("true:")):
-        y, s = frame[col].to_numpy(), frame["score:" + col[5:]].to_numpy()
-        known = ~np.isnan(y)
-        if len(np.unique(y[known])) == 2:
-            aucs.append(roc_auc_score(y[known], s[known]))
-    return float(np.mean(aucs))
 
 
 def test_label_fractions_and_seeds_give_tables_per_fraction_and_the_figure(tiny_cohort, tmp_path):
