@@ -92,12 +92,14 @@ def write_run_info(out_dir: str | os.PathLike[str], stage: str, config: Any, **e
 
 def stored_paths(values: dict[str, Any], run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """``values`` with every relative, non-empty path field rewritten relative to ``run_dir`` (both taken
-    from the current working directory); absolute paths and other fields unchanged."""
-    base = os.path.abspath(run_dir)
+    from the current working directory); absolute paths and other fields unchanged. Both sides are taken
+    with symlinks resolved, as :func:`read_run_config` resolves them, so a run reached through a symlinked
+    folder still finds its inputs."""
+    base = os.path.realpath(run_dir)
     out = dict(values)
     for name, value in values.items():
         if name in PATH_FIELDS and isinstance(value, str) and value and not os.path.isabs(value):
-            out[name] = os.path.relpath(os.path.abspath(value), base)
+            out[name] = os.path.relpath(os.path.realpath(value), base)
     return out
 
 
@@ -128,5 +130,5 @@ def read_run_config(run_dir: str | os.PathLike[str], cls: type[T]) -> T:
     info_path = run / "run_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     if info.get("paths_relative_to") == PATHS_RELATIVE_TO_RUN:
-        values = resolved_paths(values, os.path.abspath(run))
+        values = resolved_paths(values, os.path.realpath(run))  # a symlinked run folder: where it was written
     return config_from_dict(cls, values)

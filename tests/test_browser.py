@@ -61,10 +61,15 @@ def test_inspector_renders_in_jupyterlab(tiny_align_run, tmp_path):
     except ImportError:
         _require(False, "the playwright package is not installed (pip install -e '.[dev]')")
 
+    # the README's layout: JupyterLab started at the project root, the notebook in notebooks/ (its kernel runs
+    # there), the run folder under runs/ (a symlink to the alignment run) typed as a relative path
     lab_root = tmp_path / "lab"
-    lab_root.mkdir()
-    pm.execute_notebook(str(ROOT / "notebooks" / "05_inspect_alignment.ipynb"), str(lab_root / "inspect.ipynb"),
-                        parameters={"align_dir": str(tiny_align_run), "out": str(tmp_path / "snapshots"),
+    (lab_root / "notebooks").mkdir(parents=True)
+    (lab_root / "runs" / "tiny").mkdir(parents=True)
+    (lab_root / "runs" / "tiny" / "02_align").symlink_to(tiny_align_run, target_is_directory=True)
+    pm.execute_notebook(str(ROOT / "notebooks" / "05_inspect_alignment.ipynb"),
+                        str(lab_root / "notebooks" / "inspect.ipynb"),
+                        parameters={"align_dir": "../runs/tiny/02_align", "out": "../runs/tiny/05_mine",
                                     "splits": ["test"], "n_snapshots": 0, "device": "cpu"},
                         prepare_only=True, kernel_name="python3", progress_bar=False)
     port, token = _free_port(), secrets.token_hex(16)
@@ -84,7 +89,7 @@ def test_inspector_renders_in_jupyterlab(tiny_align_run, tmp_path):
                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
             try:
                 page = browser.new_page(viewport={"width": 1500, "height": 1100})
-                page.goto(f"http://127.0.0.1:{port}/lab/tree/inspect.ipynb?token={token}&reset")
+                page.goto(f"http://127.0.0.1:{port}/lab/tree/notebooks/inspect.ipynb?token={token}&reset")
                 page.wait_for_selector(".jp-Notebook", timeout=90_000)
                 page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                                        "&& window.jupyterapp.shell.currentWidget.sessionContext "

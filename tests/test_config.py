@@ -41,3 +41,27 @@ def test_cli_flags_equal_config_fields(command):
     sub = parser._subparsers._group_actions[0].choices[command]
     dests = {a.dest for a in sub._actions} - {"help"}
     assert dests == {f.name for f in dataclasses.fields(cls)}
+
+
+def test_a_run_reached_through_a_symlinked_folder_finds_its_inputs(tmp_path, monkeypatch):
+    """Relative inputs are stored relative to the run's real folder and resolved from it, so a run folder
+    linked elsewhere (``runs/`` on another disk) still opens."""
+    import os
+
+    from medcam_lab.config import FinetuneConfig
+    from medcam_lab.runinfo import read_run_config, write_run_info
+
+    project, disk = tmp_path / "project", tmp_path / "disk"
+    (project / "demo_out" / "cohort").mkdir(parents=True)
+    (disk / "runs").mkdir(parents=True)
+    (project / "runs").symlink_to(disk / "runs", target_is_directory=True)
+    monkeypatch.chdir(project)
+    cfg = FinetuneConfig(data="demo_out/cohort", out="runs/x/03", weights="")
+    write_run_info(cfg.out, "finetune", cfg)
+    assert (disk / "runs" / "x" / "03" / "config.json").exists()
+    for run in ("runs/x/03", str(disk / "runs" / "x" / "03")):
+        loaded = read_run_config(run, FinetuneConfig)
+        assert os.path.samefile(loaded.data, project / "demo_out" / "cohort"), run
+        assert os.path.samefile(loaded.out, disk / "runs" / "x" / "03")
+    monkeypatch.chdir(tmp_path)
+    assert os.path.samefile(read_run_config("project/runs/x/03", FinetuneConfig).data, project / "demo_out" / "cohort")
