@@ -192,3 +192,6 @@ def test_retrieval_and_history_figures_mark_chance_and_the_best_epoch():
     best = [s for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1]
     assert {s.x0 for s in best} == {2.0} and len(best) == 2
     assert fig.layout.xaxis.title.text == "epoch" and fig.layout.yaxis.title.text == "loss (InfoNCE)"
+    fig = history_figure(history.assign(val_pairs=10))
+    chance = sorted(s.y0 for s in fig.layout.shapes if s.type == "line" and s.y0 == s.y1)
+    assert chance == [0.1, 0.5]

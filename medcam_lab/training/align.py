@@ -151,6 +151,7 @@ def evaluate_alignment(module: AlignmentModule, dataset: PairedDataset, cfg: Ali
     metrics = {f"val_{k}": v / max(n, 1) for k, v in totals.items()}
     metrics["val_retrieval_top1"] = float((ranks < 1).float().mean())
     metrics["val_retrieval_top5"] = float((ranks < 5).float().mean())
+    metrics["val_pairs"] = n  # the retrieval candidates: chance is k / n
     return metrics
 
 

@@ -13,8 +13,9 @@ __all__ = ["history_figure"]
 
 
 def history_figure(history: pd.DataFrame, title: str = "alignment learning curves") -> go.Figure:
-    """Losses (left) and validation image → EHR retrieval (right) per epoch; the best epoch (lowest
-    validation loss, the backbone ``keep_best`` keeps) is marked on both.
+    """Losses (left) and validation image → EHR retrieval (right) per epoch with its chance levels k / n (from
+    ``val_pairs``, the number of validation pairs); the best epoch (lowest validation loss, the backbone
+    ``keep_best`` keeps) is marked on both.
 
     Args:
         history: one row per epoch (``epoch``, ``train_loss``, ``val_loss``, ``val_retrieval_top1``...).
@@ -29,6 +30,11 @@ def history_figure(history: pd.DataFrame, title: str = "alignment learning curve
     for col in [c for c in ("val_retrieval_top1", "val_retrieval_top5") if c in history]:
         fig.add_trace(go.Scatter(x=history["epoch"], y=history[col], mode="lines+markers",
                                  name=col.replace("val_retrieval_", "retrieval ")), row=1, col=2)
+    if "val_pairs" in history and len(history) and history["val_pairs"].notna().any():
+        n = int(history["val_pairs"].dropna().iloc[-1])
+        for k, dash in ((1, "dot"), (5, "dash")):
+            fig.add_hline(y=min(k, n) / n, line=dict(color=COLORS["reference"], dash=dash, width=1), row=1, col=2,
+                          annotation_text=f"chance top-{k} ({min(k, n)}/{n})", annotation_position="top left")
     if "val_loss" in history and len(history):
         best = history.loc[history["val_loss"].idxmin()]
         for col in (1, 2):
