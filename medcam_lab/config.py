@@ -20,6 +20,7 @@ T = TypeVar("T")
 #: opens from any working directory and after being moved together with its inputs.
 PATH_FIELDS: frozenset[str] = frozenset({
     "mimic_cxr", "mimic_iv", "out", "cohort", "weights", "data", "predictions", "align_dir", "root", "data_root",
+    "split_lists",
 })
 
 LABELS_CHEXPERT14: tuple[str, ...] = (
@@ -555,6 +556,8 @@ class PrepareImagesConfig:
         blank: CheXpert blank label → ``zeros`` or ``ignore`` (NaN).
         frontal_only: CheXpert: keep frontal (AP/PA) images only.
         merge: VinDr-CXR rule over the radiologists' labels: ``union``, ``majority`` or ``all``.
+        split_lists: NIH: a folder with one's own ``train.txt``, ``val.txt``, ``test.txt`` (one Image Index per
+            line) used instead of the shipped BenchX split; empty = BenchX.
         num_threads: threads decoding and resizing images for the cache.
     """
 
@@ -566,4 +569,5 @@ class PrepareImagesConfig:
     blank: str = "zeros"
     frontal_only: bool = True
     merge: str = "union"
+    split_lists: str = ""
     num_threads: int = 2

@@ -42,6 +42,37 @@ def read_split_ids(name: str) -> list[str]:
         return [line.strip() for line in handle if line.strip()]
 
 
+def read_split_lists(directory: str | Path) -> dict[str, str]:
+    """{image id: split} from a folder of one's own split lists: ``train.txt``, ``val.txt``, ``test.txt``
+    (plain or ``.gz``; one id per line; blank lines and ``#`` comments ignored).
+
+    Raises:
+        FileNotFoundError: a list is missing (naming it).
+        ValueError: an id listed in two splits, or twice in one.
+
+    Shape:
+        - no tensors.
+    """
+    directory = Path(directory)
+    out: dict[str, str] = {}
+    for split in ("train", "val", "test"):
+        candidates = [directory / f"{split}{ext}" for ext in (".txt", ".txt.gz")]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise FileNotFoundError(f"split list {directory / (split + '.txt')} missing (train.txt, val.txt and "
+                                    "test.txt are all needed)")
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as handle:
+            for line in handle:
+                image_id = line.split("#", 1)[0].strip()
+                if not image_id:
+                    continue
+                if image_id in out:
+                    raise ValueError(f"{path}: {image_id} is listed in {out[image_id]} already")
+                out[image_id] = split
+    return out
+
+
 def check_columns(frame: pd.DataFrame, required: Sequence[str], path: str | Path, what: str) -> None:
     """Raise a ValueError naming the file and the missing columns if ``frame`` lacks any of ``required``."""
     missing = [c for c in required if c not in frame.columns]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medcam_lab.datasets.base import XRayDataset, check_columns, read_split_ids
+from medcam_lab.datasets.base import XRayDataset, check_columns, read_split_ids, read_split_lists
 
 __all__ = ["NIH_PATHOLOGIES", "nih_labels", "NIHDataset", "find_nih_table"]
 
@@ -41,7 +41,7 @@ def _split_map() -> dict[str, str]:
     return out
 
 
-def nih_labels(table_path: str | Path, split: str = "benchx") -> pd.DataFrame:
+def nih_labels(table_path: str | Path, split: str = "benchx", split_lists: str | Path | None = None) -> pd.DataFrame:
     """Labels without images: index ``Image Index``; 14 label columns (1.0/0.0) + ``patient_id``,
     ``view``, ``split``.
 
@@ -49,6 +49,9 @@ def nih_labels(table_path: str | Path, split: str = "benchx") -> pd.DataFrame:
         table_path: ``Data_Entry_2017*.csv[.gz]``.
         split: ``"benchx"`` (the shipped BenchX lists; an image in none of them is ``"unassigned"``) or
             ``"official"`` (``trainval`` / ``test`` from the official NIH lists).
+        split_lists: a folder with one's own ``train.txt`` / ``val.txt`` / ``test.txt``
+            (:func:`medcam_lab.datasets.base.read_split_lists`), used instead of ``split``; an image in none
+            of them is ``"unassigned"``.
 
     Raises:
         ValueError: on missing columns, duplicated image ids or a finding token outside the 15 known ones.
@@ -69,7 +72,9 @@ def nih_labels(table_path: str | Path, split: str = "benchx") -> pd.DataFrame:
                         for name in NIH_PATHOLOGIES}, index=pd.Index(frame["Image Index"], name="image_id"))
     out["patient_id"] = frame["Patient ID"].astype(str).to_numpy()
     out["view"] = frame["View Position"].to_numpy()
-    if split == "benchx":
+    if split_lists:
+        out["split"] = out.index.map(read_split_lists(split_lists)).fillna("unassigned").to_numpy()
+    elif split == "benchx":
         out["split"] = out.index.map(_split_map()).fillna("unassigned").to_numpy()
     elif split == "official":
         test = set(read_split_ids("nih_test_list"))
@@ -86,11 +91,13 @@ class NIHDataset(XRayDataset):
         root: dataset root (``Data_Entry_2017*.csv`` and ``images*/``).
         split: ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (BenchX split).
         transform: applied to the (H, W) uint8 image tensor.
+        split_lists: a folder with one's own ``train.txt`` / ``val.txt`` / ``test.txt`` instead of BenchX's.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", transform: Callable | None = None) -> None:
+    def __init__(self, root: str | Path, split: str = "train", transform: Callable | None = None,
+                 split_lists: str | Path | None = None) -> None:
         root = Path(root)
-        table = nih_labels(find_nih_table(root))
+        table = nih_labels(find_nih_table(root), split_lists=split_lists)
         if split != "all":
             table = table[table["split"] == split]
         index = {p.name: p for p in root.glob("images*/**/*.png")}

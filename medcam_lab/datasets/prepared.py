@@ -32,14 +32,14 @@ __all__ = ["PREPARABLE", "SPLITS", "prepare_image_dataset", "prepare_images", "l
 SPLITS = ("train", "val", "test")
 PREPARABLE = ("nih", "chexpert", "vindr")
 #: The policy keywords each dataset class accepts.
-_POLICY_KEYS = {"nih": (), "chexpert": ("uncertain", "blank", "frontal_only"), "vindr": ("merge",)}
+_POLICY_KEYS = {"nih": ("split_lists",), "chexpert": ("uncertain", "blank", "frontal_only"), "vindr": ("merge",)}
 
 
 def _dataset(name: str, root: Path, split: str, policy: dict[str, Any]):
     from medcam_lab.datasets import CheXpertDataset, NIHDataset, VinDrDataset
 
     if name == "nih":
-        return NIHDataset(root, split=split)
+        return NIHDataset(root, split=split, split_lists=policy.get("split_lists") or None)
     if name == "chexpert":
         return CheXpertDataset(root, split=split, **policy)
     return VinDrDataset(root, split=split, **policy)
@@ -52,7 +52,7 @@ def _unassigned(name: str, root: Path, policy: dict[str, Any]) -> list[str]:
     from medcam_lab.datasets.nih import find_nih_table
 
     if name == "nih":
-        table = nih_labels(find_nih_table(root))
+        table = nih_labels(find_nih_table(root), split_lists=policy.get("split_lists") or None)
     elif name == "vindr":
         ann = root / "annotations"
         tables = [p for p in (ann / "annotations_train.csv", ann / "annotations_test.csv") if p.is_file()]
