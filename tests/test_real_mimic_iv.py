@@ -1,9 +1,12 @@
 """The real MIMIC-IV Clinical Database Demo v2.2 tables (``tests/data/real/``, ODbL) through the item-id table
 and ``prepare``, checked against oracles written here with pandas from spec ``ehr.md`` (not the library's code).
 
-The demo ships no ``chartevents``: ``prepare`` is given a **header-only** ``icu/chartevents.csv.gz`` (the v2.2
-header), so every EHR value comes from the real ``labevents``. One AP image per real ICU stay is placed inside
-the stay (``intime + min(30 h, 3/4 of the stay)``), with a small generated JPEG.
+The demo ships no ``chartevents``: ``prepare`` is given either a **header-only** ``icu/chartevents.csv.gz``
+(the v2.2 header), so every EHR value comes from the real ``labevents``, or chart events **generated here for
+the real stays** (SpO2, finger-stick glucose, arterial pH every 4 h, some outside the stay, with planted
+fractions, masked and empty values, ``ERROR``, an out-of-range pH, duplicates and an unmapped item). One AP
+image per real ICU stay is placed inside the stay (``intime + min(30 h, 3/4 of the stay)``), with a small
+generated JPEG.
 """
 
 from __future__ import annotations
@@ -126,16 +129,55 @@ def image_times(stays: pd.DataFrame) -> pd.Series:
     return stays["intime"] + np.minimum(30 * HOUR, (stays["outtime"] - stays["intime"]) * 0.75)
 
 
-@pytest.fixture(scope="module")
-def real_raw(tmp_path_factory) -> Path:
-    """The real demo tables plus a header-only chartevents, and one AP image per real ICU stay."""
+#: chart items generated for the real stays (both modes map them; no unit conversion): item -> channel
+CHART_CHANNELS = {220277: "Oxygen saturation", 225664: "Glucose", 223830: "pH"}
+OTHER_CHART_ITEM = 220048  # Heart Rhythm: not one of the 17 variables
+
+
+def generated_chart_events(stays: pd.DataFrame) -> pd.DataFrame:
+    """Chart events for the real stays in the v2.2 layout: every 4 h from 3 h before ``intime`` to 1 h after
+    ``outtime`` (so some fall outside the stay), with planted cases by stay number j: an SpO2 fraction
+    (0.93), a masked glucose (``___`` with valuenum), an out-of-range pH (9.10, dropped in clean mode only),
+    an empty value with valuenum, an ``ERROR`` without valuenum, an exact duplicate, and an unmapped item."""
+    rows = []
+    for j, stay in enumerate(stays.itertuples()):
+        times = pd.date_range(stay.intime - 3 * HOUR, stay.outtime + HOUR, freq="4h")
+        for k, t in enumerate(times):
+            for item, value in ((220277, f"{95 + (j + k) % 5}"), (225664, f"{90 + (7 * j + 11 * k) % 120}"),
+                                (223830, f"{7.30 + ((j + k) % 10) / 100:.2f}")):
+                rows.append([stay.subject_id, stay.hadm_id, stay.stay_id, 1000 + j, t, t + 10 * pd.Timedelta("1min"),
+                             item, value, float(value), None, 0])
+            rows.append([stay.subject_id, stay.hadm_id, stay.stay_id, 1000 + j, t, t, OTHER_CHART_ITEM,
+                         "SR (Sinus Rhythm)", np.nan, None, 0])
+        t = stay.intime + HOUR  # inside every stay
+        planted = {0: (220277, "0.93", 0.93), 1: (225664, "___", 144.0), 2: (223830, "9.10", 9.1),
+                   3: (225664, "", 120.0), 4: (220277, "ERROR", np.nan)}
+        if j % 6 in planted:
+            item, value, number = planted[j % 6]
+            rows.append([stay.subject_id, stay.hadm_id, stay.stay_id, 1000 + j, t + 30 * pd.Timedelta("1min"),
+                         t + HOUR, item, value, number, None, 0])
+        if j % 4 == 0:
+            rows.append(list(rows[-1]))
+    frame = pd.DataFrame(rows, columns=CHART_HEADER.strip().split(","))
+    for col in ("charttime", "storetime"):
+        frame[col] = frame[col].dt.strftime("%Y-%m-%d %H:%M:%S")
+    return frame
+
+
+@pytest.fixture(scope="module", params=["header_only_chartevents", "generated_chartevents"])
+def real_raw(request, tmp_path_factory) -> Path:
+    """The real demo tables plus a chartevents (header only, or generated for the real stays), and one AP
+    image per real ICU stay."""
     root = tmp_path_factory.mktemp("real")
     iv = root / "mimic-iv"
     shutil.copytree(DEMO / "hosp", iv / "hosp")
     shutil.copytree(DEMO / "icu", iv / "icu")
-    with gzip.open(iv / "icu" / "chartevents.csv.gz", "wt") as f:
-        f.write(CHART_HEADER)
     stays = pd.read_csv(DEMO / "icu" / "icustays.csv.gz", parse_dates=["intime", "outtime"])
+    with gzip.open(iv / "icu" / "chartevents.csv.gz", "wt") as f:
+        if request.param == "header_only_chartevents":
+            f.write(CHART_HEADER)
+        else:
+            generated_chart_events(stays).to_csv(f, index=False)
     when = image_times(stays)
     cxr = root / "mimic-cxr-jpg"
     meta = pd.DataFrame({
@@ -170,10 +212,11 @@ def run_prepare(raw: Path, out: Path, compat: str) -> tuple[dict, pd.DataFrame, 
 
 @pytest.fixture(scope="module", params=["medfuse", "clean"])
 def prepared(request, real_raw, tmp_path_factory):
-    return request.param, run_prepare(real_raw, tmp_path_factory.mktemp(request.param), request.param)
+    return (request.param, run_prepare(real_raw, tmp_path_factory.mktemp(request.param), request.param),
+            pd.read_csv(real_raw / "mimic-iv" / "icu" / "chartevents.csv.gz"))
 
 
-def oracle(compat: str) -> dict:
+def oracle(compat: str, chart: pd.DataFrame) -> dict:
     """Spec ehr.md §5–7 on the real tables, with pandas: kept stays, pairs, lab values per (pair, bin), counts."""
     stays = pd.read_csv(DEMO / "icu" / "icustays.csv.gz", parse_dates=["intime", "outtime"])
     patients = pd.read_csv(DEMO / "hosp" / "patients.csv.gz")
@@ -209,6 +252,14 @@ def oracle(compat: str) -> dict:
     paired_stays = kept[kept["stay_id"].isin(pairs["stay_id"])]
     ev = of_items.merge(paired_stays[["hadm_id", "stay_id", "intime", "outtime"]], on="hadm_id")
     steps["labevents: rows of the 17 variables for kept stays"] = len(ev)
+    steps["chartevents: rows read"] = len(chart)
+    of_chart = chart[chart["itemid"].isin(list(CHART_CHANNELS))]
+    steps["chartevents: rows of the 17 variables' item ids"] = len(of_chart)
+    ev_chart = of_chart.merge(paired_stays[["stay_id", "intime", "outtime"]], on="stay_id")
+    steps["chartevents: rows of the 17 variables for kept stays"] = len(ev_chart)
+    channels = channels | CHART_CHANNELS
+    ev = pd.concat([ev_chart, ev], ignore_index=True) if len(ev_chart) else ev
+    ev["valuenum"] = pd.to_numeric(ev["valuenum"])
     ev["charttime"] = pd.to_datetime(ev["charttime"])
     inside = (ev["charttime"] >= ev["intime"]) & (ev["charttime"] <= ev["outtime"])
     dropped["event: charttime outside its ICU stay"] = int((~inside).sum())
@@ -270,8 +321,8 @@ def oracle(compat: str) -> dict:
 
 
 def test_prepare_on_the_real_tables_equals_the_oracle(prepared) -> None:
-    compat, (report, pairs, values, columns, _, _) = prepared
-    want = oracle(compat)
+    compat, (report, pairs, values, columns, _, _), chart = prepared
+    want = oracle(compat, chart)
     steps = {s["step"]: s["count"] for s in report["steps"]}
     for name, n in want["steps"].items():
         assert steps[name] == n, f"{compat}: step {name!r}: {steps[name]} vs oracle {n}"
@@ -290,7 +341,7 @@ def test_prepare_on_the_real_tables_equals_the_oracle(prepared) -> None:
 
 
 def test_clean_mode_keeps_every_real_glucose_and_medfuse_names_the_loss(prepared) -> None:
-    compat, (report, _, _, _, markdown, _) = prepared
+    compat, (report, _, _, _, markdown, _), _ = prepared
     glucose = report["valuenum_fallback"]["Glucose"]
     if compat == "clean":
         assert glucose["value masked, valuenum used"] > 0
@@ -306,8 +357,8 @@ def test_clean_mode_keeps_every_real_glucose_and_medfuse_names_the_loss(prepared
 def test_urine_glucose_results_only_in_comments_are_counted_as_such(prepared) -> None:
     """Urine glucose 51478 (mapped in medfuse mode only) often has neither value nor valuenum: the result
     (``NEG.``, ``TR.``) is written in ``comments`` alone. Those rows are dropped under their own name."""
-    compat, (report, *_) = prepared
-    rows = oracle(compat)["comment_only"]
+    compat, (report, *_), chart = prepared
+    rows = oracle(compat, chart)["comment_only"]
     key = "event: Glucose: empty value, result only in comments"
     if compat == "clean":
         assert rows.empty and key not in report["dropped"]  # urine items are not read in clean mode
@@ -320,7 +371,7 @@ def test_urine_glucose_results_only_in_comments_are_counted_as_such(prepared) ->
 def test_normalizer_fitted_on_the_real_cohort(prepared) -> None:
     """Finite statistics; only the continuous columns are standardized; in clean mode the lab channels' mean
     and std are those of their observed bins (pandas, ddof 1), every pair being in the training split."""
-    compat, (_, _, values, columns, _, out) = prepared
+    compat, (_, _, values, columns, _, out), _ = prepared
     norm = Normalizer.load(out / "normalizer.json")
     assert np.isfinite(norm.mean).all() and np.isfinite(norm.std).all() and (np.asarray(norm.std) > 0).all()
     continuous = [i for i, name in enumerate(columns) if "->" not in name]
@@ -334,3 +385,23 @@ def test_normalizer_fitted_on_the_real_cohort(prepared) -> None:
             observed = pd.Series(values[:, :, col][values[:, :, mask] == 1].astype(float))
             assert norm.mean[col] == pytest.approx(observed.mean(), rel=1e-5)
             assert norm.std[col] == pytest.approx(observed.std(ddof=1), rel=1e-4)
+
+
+def test_generated_chart_events_reach_the_cohort_with_their_planted_cases(prepared) -> None:
+    """With chart events generated for the real stays: each planted case is counted under its own name, and
+    the SpO2 fraction 0.93 arrives as 93 % in some bin (the bins themselves equal the oracle's above)."""
+    compat, (report, pairs, values, columns, _, _), chart = prepared
+    if chart.empty:
+        pytest.skip("header-only chartevents: nothing planted")
+    dropped = report["dropped"]
+    steps = {s["step"]: s["count"] for s in report["steps"]}
+    assert steps["chartevents: rows of the 17 variables for kept stays"] > 0
+    assert dropped["event: exact duplicate row"] > 0
+    assert dropped["event: Oxygen saturation: non-numeric value"] == oracle(compat, chart)["dropped"][
+        "event: Oxygen saturation: non-numeric value"] > 0
+    if compat == "clean":
+        assert dropped["event: pH: out of range [6.5, 8]"] > 0
+    else:
+        assert not any("out of range" in k for k in dropped)
+    col, mask = columns.index("Oxygen saturation"), columns.index("mask->Oxygen saturation")
+    assert np.isclose(values[:, :, col][values[:, :, mask] == 1], 93.0).any()
