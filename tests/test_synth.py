@@ -638,3 +638,14 @@ def test_truth_table_matches_labels(cohort):
     for label in ("Pleural Effusion", "Pneumonia", "Cardiomegaly"):
         pos = merged[label] == 1.0
         assert merged.loc[pos, f"find_{label}"].mean() > merged.loc[~pos, f"find_{label}"].mean() + 0.2
+
+
+def test_blood_glucose_values_are_masked_with_the_number_in_valuenum_as_in_the_release(cohort):
+    """MIMIC-IV v2.2 writes blood chemistry glucose (50931) as ``___`` with the number in ``valuenum``."""
+    root, manifest = cohort
+    lab = _read(root, "mimic-iv/hosp/labevents.csv.gz")
+    glucose = lab[lab["itemid"] == 50931]
+    masked = glucose[(glucose["value"] == "___") & glucose["valuenum"].notna()]
+    assert len(masked) == manifest["quirks"]["blood_glucose_value_masked_rows"] > 0
+    assert 0.15 < len(masked) / len(glucose) < 0.45
+    assert pd.to_numeric(masked["valuenum"]).between(10, 2000).all()

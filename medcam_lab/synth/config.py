@@ -24,6 +24,9 @@ class SynthConfig:
             events outside their stay, duplicate rows, an unknown GCS spelling, non-finite numeric text,
             a stay with an empty 48 h window before a CXR). Listed with their ids in the manifest.
         no_icu_fraction: share of patients who have chest X-rays but never an ICU stay.
+        masked_glucose_fraction: share of blood chemistry glucose rows (lab item 50931) whose ``value`` is the
+            de-identification mask ``___`` with the number kept in ``valuenum``, as in MIMIC-IV v2.2 (where
+            every 50931 row is written so); ``medfuse`` mode drops them, ``clean`` mode reads ``valuenum``.
         second_admission_fraction: share of ICU patients with a second ICU admission.
         second_stay_fraction: share of ICU admissions holding two ICU stays (excluded by MedFuse's cohort rule).
         studies_per_icu_day: Poisson rate of extra studies per ICU day (each stay has at least one study).
@@ -48,6 +51,7 @@ class SynthConfig:
     defects: bool = True
     no_icu_fraction: float = 0.08
     second_admission_fraction: float = 0.18
+    masked_glucose_fraction: float = 0.3
     second_stay_fraction: float = 0.04
     studies_per_icu_day: float = 0.25
     odd_size_fraction: float = 0.08
@@ -71,6 +75,7 @@ class SynthConfig:
         for name in (
             "no_icu_fraction",
             "second_admission_fraction",
+            "masked_glucose_fraction",
             "second_stay_fraction",
             "odd_size_fraction",
             "label_noise",

@@ -191,7 +191,10 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
     defects["subjects_without_icu_stay"] = no_icu
 
     # quirks (always present, as in the real data)
+    lab, n_masked = IV.mask_values_as_released(lab, np.random.default_rng([config.seed, 50931]),
+                                               config.masked_glucose_fraction)
     quirks = {
+        "blood_glucose_value_masked_rows": n_masked,
         "urine_glucose_NEG_rows": int(((lab["itemid"] == 51478) & (lab["value"] == "NEG")).sum()),
         "fio2_charted_as_fraction_rows": int(
             ((chart["itemid"] == 223835) & (pd.to_numeric(chart["valuenum"], errors="coerce") <= 1)).sum()

@@ -1217,6 +1217,21 @@ def _lab_record(lab: pd.DataFrame, i: int, **extra: object) -> dict:
     }
 
 
+def mask_values_as_released(lab: pd.DataFrame, rng: np.random.Generator, fraction: float,
+                            itemids: tuple[int, ...] = (50931,)) -> tuple[pd.DataFrame, int]:
+    """Write ``value`` as the de-identification mask ``___`` on a seeded share ``fraction`` of the rows of
+    ``itemids`` that hold a plain number, keeping the number in ``valuenum`` (MIMIC-IV v2.2 does so for every
+    blood chemistry glucose row). Returns the table and the number of rows masked."""
+    lab = lab.copy()
+    text = lab["value"].astype(str)
+    plain = (lab["itemid"].isin(list(itemids)) & text.str.fullmatch(r"\d+(\.\d*)?")
+             & pd.to_numeric(lab["valuenum"], errors="coerce").notna()).to_numpy()
+    rows = np.flatnonzero(plain)
+    chosen = rows[rng.random(len(rows)) < fraction]
+    lab.loc[lab.index[chosen], "value"] = "___"
+    return lab, int(len(chosen))
+
+
 def inject_event_defects(
     chart: pd.DataFrame,
     lab: pd.DataFrame,
