@@ -7,6 +7,7 @@ interactive plotly HTML page and as a PNG (matplotlib, for reports and papers).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -128,7 +129,7 @@ def _png(curves: dict[str, dict], labels: dict[str, str], metric: str, title: st
         if xs:
             a, b = (labels.get(r, r) for r in curve["compare"])
             bottom.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, color=COLORS["selected"])
-            bottom.set_title(f"{a} − {b}, paired by seed and test row", fontsize=9)
+            bottom.set_title(textwrap.fill(f"{a} − {b}, paired by seed and test row", 56), fontsize=8)
         bottom.axhline(0.0, color=COLORS["reference"], linestyle=":")
         bottom.set_xscale("log")
         bottom.set_xticks(fractions, [fraction_label(f) for f in fractions])
