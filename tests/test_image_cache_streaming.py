@@ -217,3 +217,32 @@ def test_full_disk_is_a_clear_error_and_leaves_no_cache_file(tmp_path, monkeypat
     assert [f["path"] for f in failures] == [str(paths[3])]
     want_ok, want = reference_cache(paths, SIZE, tmp_path / "reference.npy")
     assert ok.tolist() == want_ok and cache_bytes(out) == want
+
+
+def test_full_disk_while_writing_rows_keeps_the_rows_done(tmp_path, monkeypatch):
+    """A file system that cannot preallocate fills up at a row write: the rows before it resume."""
+    paths = write_images(tmp_path / "img", 12)
+    out = tmp_path / "cache"
+    real_pwrite, writes = os.pwrite, []
+
+    def pwrite(fd: int, data, offset: int) -> int:
+        writes.append(offset)
+        if len(writes) > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    def cannot_preallocate(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(image_cache.os, "posix_fallocate", cannot_preallocate)
+    monkeypatch.setattr(image_cache.os, "pwrite", pwrite)
+    with pytest.raises(OSError, match="no space left") as caught:
+        build_image_cache(paths, out, SIZE, num_threads=1)
+    assert str(out) in str(caught.value) and not (out / "images_uint8.npy").exists()
+    monkeypatch.undo()
+
+    rows_seen: list[int] = []
+    ok, failures = build_image_cache(paths, out, SIZE, num_threads=1, on_row=rows_seen.append)
+    assert rows_seen == list(range(6, 13))  # the 5 rows written before the disk filled up are kept
+    assert ok.all() and failures == []
+    assert cache_bytes(out) == reference_cache(paths, SIZE, tmp_path / "reference.npy")[1]

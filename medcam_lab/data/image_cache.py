@@ -5,13 +5,16 @@ decodes every image once (resize the shorter side to ``size``, center-crop ``siz
 uint8) into ``images_uint8.npy`` of shape (N, size, size); a training batch then costs a fancy-index copy
 and a crop. Unreadable or missing files are reported (path and reason) and left out, never silently.
 
-The build streams: each decoded image goes straight into an on-disk partial array with one row per input
-path, and a one-byte status per row records whether it is done (cached or failed, with the reason in a
-failures file). Memory therefore stays bounded whatever the number of images. At the end the cached rows are
-copied, in bounded chunks, into ``images_uint8.npy`` (written under a temporary name, then renamed) and the
-partial state is removed. A run that is killed leaves the partial state behind; the next run with the same
-paths, size and decoder continues from the rows already done and writes the same bytes as an uninterrupted
-run. A partial state left by other inputs is detected by its fingerprint and discarded.
+The build streams: each decoded image is written (``pwrite``) straight into its row of an on-disk partial
+file with one row per input path, and a one-byte status per row records whether it is done (cached or
+failed, with the reason in a failures file). Memory therefore stays bounded whatever the number of images,
+and the disk of the partial file is reserved up front, so a full disk is an error at the start, not a crash
+half-way. At the end the cached rows are copied, 16 MB at a time, into ``images_uint8.npy`` (written under a
+temporary name, then renamed; when every image was cached the partial file is renamed instead) and the
+partial state is removed; while both exist the build needs up to twice the cache's size on disk. A run that
+is killed leaves the partial state behind; the next run with the same paths, size and decoder continues
+from the rows already done and writes the same bytes as an uninterrupted run. A partial state left by other
+inputs is detected by its fingerprint (paths, size, decoder name; not the files' contents) and discarded.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ FINGERPRINT_FILE = "images_uint8.partial.json"  # the inputs the partial state b
 STATE_FILES = (PARTIAL_FILE, STATUS_FILE, FAILURES_FILE, FINGERPRINT_FILE)
 NOT_DONE, CACHED, FAILED = 0, 1, 2
 STATE_VERSION = 1
-COMPACT_BYTES = 64 * 2**20  # rows copied per step of the final compaction: about this many bytes
+COMPACT_BYTES = 16 * 2**20  # rows copied per step of the final compaction: about this many bytes
 FLUSH_EVERY = 512  # rows between flushes of the partial array and the status to disk
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -95,25 +98,37 @@ def _try_load(path: Path, size: int, decode: Callable[[Path], np.ndarray] | None
         return None, f"unreadable image: {type(exc).__name__}: {exc}"
 
 
-# --- decoding into the partial array (run in a worker thread or process) --------------------------------
+# --- writing rows to disk (also in a worker thread or process) ------------------------------------------
 
-_worker_partials: dict[tuple[str, str], np.ndarray] = {}  # in a worker process: (file, state id) → memmap
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
-def _decode_row(target: np.ndarray | tuple[str, str], row: int, path: Path, size: int,
+_worker_files: dict[tuple[str, str], int] = {}  # in a worker process: (partial file, state id) → open fd
+
+
+def _decode_row(target: tuple[int | str, int, str], row: int, path: Path, size: int,
                 decode: Callable[[Path], np.ndarray] | None) -> str | None:
-    """Decode ``path`` into row ``row`` of the partial array; the failure reason, or None once written.
+    """Decode ``path`` into row ``row`` of the partial file; the failure reason, or None once written.
 
-    ``target``: the partial array itself (threads), or its file and state id (a worker process maps it once).
+    ``target``: (open fd, offset of row 0, state id) on threads; (file path, offset, state id) in a worker
+    process, which opens the file once. Rows are written with ``pwrite``, never memory-mapped, so the
+    written pages are the kernel's page cache and not this process's resident memory.
     """
     img, reason = _try_load(path, size, decode)
     if img is not None:
-        if isinstance(target, tuple):
-            if target not in _worker_partials:
-                _worker_partials.clear()  # a state of an earlier build is never written again
-                _worker_partials[target] = np.load(target[0], mmap_mode="r+")
-            target = _worker_partials[target]
-        target[row] = img
+        where, offset, state_id = target
+        if isinstance(where, str):
+            if (where, state_id) not in _worker_files:
+                for fd in _worker_files.values():  # a file of an earlier build is never written again
+                    os.close(fd)
+                _worker_files.clear()
+                _worker_files[(where, state_id)] = os.open(where, os.O_WRONLY)
+            where = _worker_files[(where, state_id)]
+        _pwrite_all(where, np.ascontiguousarray(img, dtype=np.uint8).data, offset + row * size * size)
     return reason
 
 
@@ -134,54 +149,68 @@ def cache_fingerprint(paths: list[Path], size: int, decode: Callable[[Path], np.
     return digest.hexdigest()
 
 
-def _reserve(path: Path, nbytes: int) -> None:
-    """Allocate ``nbytes`` of disk for ``path`` now, so a full disk is an OSError here and not a SIGBUS when
-    a memory-mapped page is written later."""
+def _new_npy(path: Path, shape: tuple[int, ...]) -> int:
+    """Create ``path`` as a uint8 ``.npy`` of ``shape`` with its disk reserved now (so a full disk is an
+    OSError here, not a SIGBUS or a short file later); the offset of its data."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    offset = int(array.offset)
+    del array
     fd = os.open(path, os.O_RDWR)
     try:
-        os.posix_fallocate(fd, 0, nbytes)
+        os.posix_fallocate(fd, 0, offset + int(np.prod(shape)))
     except OSError as exc:
         if exc.errno in NO_SPACE:
             raise
-        # the file system cannot preallocate (EOPNOTSUPP/EINVAL): the pages are allocated as they are written
+        # the file system cannot preallocate (EOPNOTSUPP, EINVAL): blocks are allocated by each pwrite
     finally:
         os.close(fd)
+    return offset
 
 
-def _new_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-    _reserve(path, path.stat().st_size)
-    return array
+def _npy_layout(path: Path) -> tuple[tuple[int, ...], int]:
+    """Shape and data offset of a uint8 ``.npy`` file (maps nothing into memory)."""
+    array = np.load(path, mmap_mode="r")
+    if array.dtype != np.uint8:
+        raise ValueError(f"{path.name} is not uint8")
+    layout = array.shape, int(array.offset)
+    del array
+    return layout
 
 
 def _read_failures(path: Path) -> dict[int, dict[str, str]]:
     """Row → {path, reason}; a line cut short by a kill is ignored (its row is not marked done)."""
     failures: dict[int, dict[str, str]] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            failures[int(entry["row"])] = {"path": entry["path"], "reason": entry["reason"]}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        failures[int(entry["row"])] = {"path": entry["path"], "reason": entry["reason"]}
     return failures
 
 
 class _PartialState:
-    """The partial array, the per-row status and the id of one build's state in ``out_dir``."""
+    """One build's partial file (open for reading and writing), its per-row status and its id."""
 
-    def __init__(self, out_dir: Path, state_id: str) -> None:
-        self.out_dir, self.state_id = out_dir, state_id
-        self.rows = np.load(out_dir / PARTIAL_FILE, mmap_mode="r+")
-        self.status = np.load(out_dir / STATUS_FILE, mmap_mode="r+")
+    def __init__(self, out_dir: Path, state_id: str, n: int, size: int) -> None:
+        self.out_dir, self.state_id, self.size = out_dir, state_id, size
+        shape, self.offset = _npy_layout(out_dir / PARTIAL_FILE)
+        status_shape, _ = _npy_layout(out_dir / STATUS_FILE)
+        if shape != (n, size, size) or status_shape != (n,):
+            raise ValueError("its arrays do not have the shape of these images")
+        self.status = np.load(out_dir / STATUS_FILE, mmap_mode="r+")  # n bytes
+        self.fd = os.open(out_dir / PARTIAL_FILE, os.O_RDWR)
 
     def flush(self) -> None:
-        self.rows.flush()  # the rows before the status that marks them done
+        os.fsync(self.fd)  # the rows reach the disk before the status that marks them done
         self.status.flush()
 
     def close(self) -> None:
-        self.flush()
-        del self.rows, self.status
+        if self.fd >= 0:
+            self.status.flush()
+            del self.status
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _load_state(out_dir: Path, fingerprint: str, n: int, size: int) -> _PartialState | None:
@@ -194,9 +223,7 @@ def _load_state(out_dir: Path, fingerprint: str, n: int, size: int) -> _PartialS
             raise ValueError("it was written for other images, another size or another decoder")
         if not (out_dir / FAILURES_FILE).exists():
             raise ValueError(f"{FAILURES_FILE} is missing")
-        state = _PartialState(out_dir, str(stored["state_id"]))
-        if state.rows.shape != (n, size, size) or state.status.shape != (n,):
-            raise ValueError("its arrays do not have the shape of these images")
+        state = _PartialState(out_dir, str(stored["state_id"]), n, size)
     except (OSError, ValueError, KeyError) as exc:
         log.warning("discarding the partial image cache in %s: %s", out_dir, exc)
         _remove_state(out_dir)
@@ -208,15 +235,15 @@ def _load_state(out_dir: Path, fingerprint: str, n: int, size: int) -> _PartialS
 
 def _new_state(out_dir: Path, fingerprint: str, n: int, size: int) -> _PartialState:
     _remove_state(out_dir)
-    _new_array(out_dir / PARTIAL_FILE, (n, size, size))  # created and its disk reserved; mapped below
-    _new_array(out_dir / STATUS_FILE, (n,))
+    _new_npy(out_dir / PARTIAL_FILE, (n, size, size))
+    _new_npy(out_dir / STATUS_FILE, (n,))
     (out_dir / FAILURES_FILE).write_bytes(b"")
     state_id = uuid.uuid4().hex
     tmp = out_dir / (FINGERPRINT_FILE + ".tmp")
     tmp.write_text(json.dumps({"fingerprint": fingerprint, "state_id": state_id, "images": n, "size": size}),
                    encoding="utf-8")
     os.replace(tmp, out_dir / FINGERPRINT_FILE)  # written last: the state is valid once it exists
-    return _PartialState(out_dir, state_id)
+    return _PartialState(out_dir, state_id, n, size)
 
 
 def _remove_state(out_dir: Path) -> None:
@@ -251,7 +278,7 @@ def _pool(decode: Callable[[Path], np.ndarray] | None, workers: int, parallel: s
     return ThreadPoolExecutor(max_workers=workers), False
 
 
-def _decoded_in_order(pool: Executor, target: np.ndarray | tuple[str, str], todo: np.ndarray, paths: list[Path],
+def _decoded_in_order(pool: Executor, target: tuple[int | str, int, str], todo: np.ndarray, paths: list[Path],
                       size: int, decode: Callable[[Path], np.ndarray] | None, window: int
                       ) -> Iterator[tuple[int, str | None]]:
     """(row, failure reason or None) for each row of ``todo`` in order, at most ``window`` rows in flight."""
@@ -266,18 +293,18 @@ def _decoded_in_order(pool: Executor, target: np.ndarray | tuple[str, str], todo
         yield done_row, future.result()
 
 
-def _decode_missing_rows(state: _PartialState, paths: list[Path], size: int,
-                         decode: Callable[[Path], np.ndarray] | None, workers: int, parallel: str, desc: str,
-                         on_row: Callable[[int], None] | None) -> None:
+def _decode_missing_rows(state: _PartialState, paths: list[Path], decode: Callable[[Path], np.ndarray] | None,
+                         workers: int, parallel: str, desc: str, on_row: Callable[[int], None] | None) -> None:
     n = len(paths)
     todo = np.flatnonzero(state.status == NOT_DONE)
     done = n - len(todo)
     pool, in_processes = _pool(decode, workers, parallel)
-    target = (str(state.out_dir / PARTIAL_FILE), state.state_id) if in_processes else state.rows
+    where = str(state.out_dir / PARTIAL_FILE) if in_processes else state.fd
+    target = (where, state.offset, state.state_id)
     bar = tqdm(total=n, initial=done, desc=desc, mininterval=1.0, unit="img", smoothing=0.05)
     with bar, pool, open(state.out_dir / FAILURES_FILE, "a", encoding="utf-8") as failures_file:
-        for row, reason in _decoded_in_order(pool, target, todo, paths, size, decode, 4 * workers):
-            if reason is not None:  # the reason reaches the disk before the row is marked done
+        for row, reason in _decoded_in_order(pool, target, todo, paths, state.size, decode, 4 * workers):
+            if reason is not None:  # the reason reaches the file before the row is marked done
                 failures_file.write(json.dumps({"row": row, "path": str(paths[row]), "reason": reason}) + "\n")
                 failures_file.flush()
             state.status[row] = CACHED if reason is None else FAILED
@@ -290,22 +317,33 @@ def _decode_missing_rows(state: _PartialState, paths: list[Path], size: int,
     state.flush()
 
 
-def _compact(state: _PartialState, size: int) -> None:
-    """Write the cached rows, in order and in bounded chunks, to ``images_uint8.npy`` (atomically)."""
-    out_dir = state.out_dir
+def _compact(state: _PartialState) -> None:
+    """Copy the cached rows, in order and at most ``COMPACT_BYTES`` at a time, to ``images_uint8.npy``,
+    written under a temporary name and renamed into place."""
+    out_dir, row_bytes = state.out_dir, state.size * state.size
     rows = np.flatnonzero(state.status == CACHED)
-    if len(rows) == len(state.status):  # every image cached: the partial array is the cache, byte for byte
+    if len(rows) == len(state.status):  # every image cached: the partial file is the cache, byte for byte
         state.close()
         os.replace(out_dir / PARTIAL_FILE, out_dir / CACHE_FILE)
         return
     tmp = out_dir / (CACHE_FILE + ".tmp.npy")
     try:
-        cache = _new_array(tmp, (len(rows), size, size))
-        step = max(1, COMPACT_BYTES // max(1, size * size))
-        for start in range(0, len(rows), step):
-            cache[start:start + step] = state.rows[rows[start:start + step]]
-        cache.flush()
-        del cache
+        position = _new_npy(tmp, (len(rows), state.size, state.size))
+        fd = os.open(tmp, os.O_WRONLY)
+        try:
+            per_step = max(1, COMPACT_BYTES // max(1, row_bytes))
+            runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)  # consecutive cached rows
+            for run in runs:
+                for start in range(0, len(run), per_step):
+                    first, count = int(run[start]), len(run[start:start + per_step])
+                    data = os.pread(state.fd, count * row_bytes, state.offset + first * row_bytes)
+                    if len(data) != count * row_bytes:
+                        raise OSError(errno.EIO, f"{PARTIAL_FILE} is shorter than its header says")
+                    _pwrite_all(fd, data, position)
+                    position += len(data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, out_dir / CACHE_FILE)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -343,9 +381,12 @@ def build_image_cache(
     fingerprint = cache_fingerprint(paths, size, decode)
     try:
         state = _load_state(out_dir, fingerprint, n, size) or _new_state(out_dir, fingerprint, n, size)
-        _decode_missing_rows(state, paths, size, decode, workers, parallel, desc, on_row)
-        ok = np.array(state.status == CACHED)
-        _compact(state, size)
+        try:
+            _decode_missing_rows(state, paths, decode, workers, parallel, desc, on_row)
+            ok = np.array(state.status == CACHED)
+            _compact(state)
+        finally:
+            state.close()
     except OSError as exc:
         if exc.errno not in NO_SPACE:
             raise
