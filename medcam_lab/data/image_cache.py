@@ -283,7 +283,7 @@ def _decoded_in_order(pool: Executor, target: tuple[int | str, int, str], todo: 
                       ) -> Iterator[tuple[int, str | None]]:
     """(row, failure reason or None) for each row of ``todo`` in order, at most ``window`` rows in flight."""
     pending: deque[tuple[int, Future]] = deque()
-    for row in todo.tolist():
+    for row in map(int, todo):  # not todo.tolist(): one Python int per image at a time
         pending.append((row, pool.submit(_decode_row, target, row, paths[row], size, decode)))
         if len(pending) >= window:
             done_row, future = pending.popleft()
@@ -375,7 +375,7 @@ def build_image_cache(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [Path(p) for p in paths]
+    paths = [p if isinstance(p, Path) else Path(p) for p in paths]
     n = len(paths)
     workers = max(1, num_threads) if num_threads else default_workers()
     fingerprint = cache_fingerprint(paths, size, decode)
