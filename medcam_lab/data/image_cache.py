@@ -20,12 +20,10 @@ inputs is detected by its fingerprint (paths, size, decoder name; not the files'
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
 import pickle
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -36,20 +34,29 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from medcam_lab.data.grayscale import to_gray
+from medcam_lab.data.image_cache_state import (
+    CACHED,
+    FAILED,
+    FAILURES_FILE,
+    NO_SPACE,
+    NOT_DONE,
+    PARTIAL_FILE,
+    PartialState,
+    cache_fingerprint,
+    decoder_name,
+    load_state,
+    new_npy,
+    new_state,
+    pwrite_all,
+    read_failures,
+    remove_state,
+)
 
 log = logging.getLogger("medcam_lab")
 
 CACHE_FILE = "images_uint8.npy"
-PARTIAL_FILE = "images_uint8.partial.npy"  # (len(paths), size, size) uint8, row i = paths[i] once done
-STATUS_FILE = "images_uint8.status.npy"  # (len(paths),) uint8: NOT_DONE / CACHED / FAILED
-FAILURES_FILE = "images_uint8.failures.jsonl"  # one {"row", "path", "reason"} line per failed row
-FINGERPRINT_FILE = "images_uint8.partial.json"  # the inputs the partial state belongs to
-STATE_FILES = (PARTIAL_FILE, STATUS_FILE, FAILURES_FILE, FINGERPRINT_FILE)
-NOT_DONE, CACHED, FAILED = 0, 1, 2
-STATE_VERSION = 1
 COMPACT_BYTES = 16 * 2**20  # rows copied per step of the final compaction: about this many bytes
 FLUSH_EVERY = 512  # rows between flushes of the partial array and the status to disk
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def load_and_resize(path: str | os.PathLike[str], size: int) -> np.ndarray:
@@ -100,13 +107,6 @@ def _try_load(path: Path, size: int, decode: Callable[[Path], np.ndarray] | None
 
 # --- writing rows to disk (also in a worker thread or process) ------------------------------------------
 
-def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
-
-
 _worker_files: dict[tuple[str, str], int] = {}  # in a worker process: (partial file, state id) → open fd
 
 
@@ -128,127 +128,8 @@ def _decode_row(target: tuple[int | str, int, str], row: int, path: Path, size: 
                 _worker_files.clear()
                 _worker_files[(where, state_id)] = os.open(where, os.O_WRONLY)
             where = _worker_files[(where, state_id)]
-        _pwrite_all(where, np.ascontiguousarray(img, dtype=np.uint8).data, offset + row * size * size)
+        pwrite_all(where, np.ascontiguousarray(img, dtype=np.uint8).data, offset + row * size * size)
     return reason
-
-
-# --- the partial state on disk --------------------------------------------------------------------------
-
-def decoder_name(decode: Callable[[Path], np.ndarray] | None) -> str:
-    """The name by which the fingerprint tells decoders apart."""
-    if decode is None:
-        return f"{__name__}.load_and_resize"
-    return f"{getattr(decode, '__module__', '?')}.{getattr(decode, '__qualname__', type(decode).__qualname__)}"
-
-
-def cache_fingerprint(paths: list[Path], size: int, decode: Callable[[Path], np.ndarray] | None) -> str:
-    """SHA-256 over the ordered path list, the image size and the decoder name."""
-    digest = hashlib.sha256(f"image cache v{STATE_VERSION}\0{size}\0{decoder_name(decode)}\0".encode())
-    for path in paths:
-        digest.update(os.fsencode(str(path)) + b"\0")
-    return digest.hexdigest()
-
-
-def _new_npy(path: Path, shape: tuple[int, ...]) -> int:
-    """Create ``path`` as a uint8 ``.npy`` of ``shape`` with its disk reserved now (so a full disk is an
-    OSError here, not a SIGBUS or a short file later); the offset of its data."""
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-    offset = int(array.offset)
-    del array
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.posix_fallocate(fd, 0, offset + int(np.prod(shape)))
-    except OSError as exc:
-        if exc.errno in NO_SPACE:
-            raise
-        # the file system cannot preallocate (EOPNOTSUPP, EINVAL): blocks are allocated by each pwrite
-    finally:
-        os.close(fd)
-    return offset
-
-
-def _npy_layout(path: Path) -> tuple[tuple[int, ...], int]:
-    """Shape and data offset of a uint8 ``.npy`` file (maps nothing into memory)."""
-    array = np.load(path, mmap_mode="r")
-    if array.dtype != np.uint8:
-        raise ValueError(f"{path.name} is not uint8")
-    layout = array.shape, int(array.offset)
-    del array
-    return layout
-
-
-def _read_failures(path: Path) -> dict[int, dict[str, str]]:
-    """Row → {path, reason}; a line cut short by a kill is ignored (its row is not marked done)."""
-    failures: dict[int, dict[str, str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        failures[int(entry["row"])] = {"path": entry["path"], "reason": entry["reason"]}
-    return failures
-
-
-class _PartialState:
-    """One build's partial file (open for reading and writing), its per-row status and its id."""
-
-    def __init__(self, out_dir: Path, state_id: str, n: int, size: int) -> None:
-        self.out_dir, self.state_id, self.size = out_dir, state_id, size
-        shape, self.offset = _npy_layout(out_dir / PARTIAL_FILE)
-        status_shape, _ = _npy_layout(out_dir / STATUS_FILE)
-        if shape != (n, size, size) or status_shape != (n,):
-            raise ValueError("its arrays do not have the shape of these images")
-        self.status = np.load(out_dir / STATUS_FILE, mmap_mode="r+")  # n bytes
-        self.fd = os.open(out_dir / PARTIAL_FILE, os.O_RDWR)
-
-    def flush(self) -> None:
-        os.fsync(self.fd)  # the rows reach the disk before the status that marks them done
-        self.status.flush()
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            self.status.flush()
-            del self.status
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _load_state(out_dir: Path, fingerprint: str, n: int, size: int) -> _PartialState | None:
-    """The partial state of an earlier run of the same inputs, or None (a stale state is discarded)."""
-    if not any((out_dir / name).exists() for name in STATE_FILES):
-        return None
-    try:
-        stored = json.loads((out_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))
-        if stored.get("fingerprint") != fingerprint:
-            raise ValueError("it was written for other images, another size or another decoder")
-        if not (out_dir / FAILURES_FILE).exists():
-            raise ValueError(f"{FAILURES_FILE} is missing")
-        state = _PartialState(out_dir, str(stored["state_id"]), n, size)
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("discarding the partial image cache in %s: %s", out_dir, exc)
-        _remove_state(out_dir)
-        return None
-    done = int((state.status != NOT_DONE).sum())
-    log.info("resuming the image cache in %s: %d of %d images already done", out_dir, done, n)
-    return state
-
-
-def _new_state(out_dir: Path, fingerprint: str, n: int, size: int) -> _PartialState:
-    _remove_state(out_dir)
-    _new_npy(out_dir / PARTIAL_FILE, (n, size, size))
-    _new_npy(out_dir / STATUS_FILE, (n,))
-    (out_dir / FAILURES_FILE).write_bytes(b"")
-    state_id = uuid.uuid4().hex
-    tmp = out_dir / (FINGERPRINT_FILE + ".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint, "state_id": state_id, "images": n, "size": size}),
-                   encoding="utf-8")
-    os.replace(tmp, out_dir / FINGERPRINT_FILE)  # written last: the state is valid once it exists
-    return _PartialState(out_dir, state_id, n, size)
-
-
-def _remove_state(out_dir: Path) -> None:
-    for name in (FINGERPRINT_FILE, *STATE_FILES):  # the fingerprint first: a half-removed state is invalid
-        (out_dir / name).unlink(missing_ok=True)
 
 
 # --- parallel decoding ----------------------------------------------------------------------------------
@@ -293,7 +174,7 @@ def _decoded_in_order(pool: Executor, target: tuple[int | str, int, str], todo: 
         yield done_row, future.result()
 
 
-def _decode_missing_rows(state: _PartialState, paths: list[Path], decode: Callable[[Path], np.ndarray] | None,
+def _decode_missing_rows(state: PartialState, paths: list[Path], decode: Callable[[Path], np.ndarray] | None,
                          workers: int, parallel: str, desc: str, on_row: Callable[[int], None] | None) -> None:
     n = len(paths)
     todo = np.flatnonzero(state.status == NOT_DONE)
@@ -317,7 +198,7 @@ def _decode_missing_rows(state: _PartialState, paths: list[Path], decode: Callab
     state.flush()
 
 
-def _compact(state: _PartialState) -> None:
+def _compact(state: PartialState) -> None:
     """Copy the cached rows, in order and at most ``COMPACT_BYTES`` at a time, to ``images_uint8.npy``,
     written under a temporary name and renamed into place."""
     out_dir, row_bytes = state.out_dir, state.size * state.size
@@ -328,7 +209,7 @@ def _compact(state: _PartialState) -> None:
         return
     tmp = out_dir / (CACHE_FILE + ".tmp.npy")
     try:
-        position = _new_npy(tmp, (len(rows), state.size, state.size))
+        position = new_npy(tmp, (len(rows), state.size, state.size))
         fd = os.open(tmp, os.O_WRONLY)
         try:
             per_step = max(1, COMPACT_BYTES // max(1, row_bytes))
@@ -339,7 +220,7 @@ def _compact(state: _PartialState) -> None:
                     data = os.pread(state.fd, count * row_bytes, state.offset + first * row_bytes)
                     if len(data) != count * row_bytes:
                         raise OSError(errno.EIO, f"{PARTIAL_FILE} is shorter than its header says")
-                    _pwrite_all(fd, data, position)
+                    pwrite_all(fd, data, position)
                     position += len(data)
             os.fsync(fd)
         finally:
@@ -380,7 +261,7 @@ def build_image_cache(
     workers = max(1, num_threads) if num_threads else default_workers()
     fingerprint = cache_fingerprint(paths, size, decode)
     try:
-        state = _load_state(out_dir, fingerprint, n, size) or _new_state(out_dir, fingerprint, n, size)
+        state = load_state(out_dir, fingerprint, n, size) or new_state(out_dir, fingerprint, n, size)
         try:
             _decode_missing_rows(state, paths, decode, workers, parallel, desc, on_row)
             ok = np.array(state.status == CACHED)
@@ -394,8 +275,8 @@ def build_image_cache(
                       f"({exc.strerror or exc}); no {CACHE_FILE} was written. The images decoded so far are kept "
                       f"in {out_dir / PARTIAL_FILE}: free some space and rerun with the same images to resume"
                       ) from exc
-    failed = _read_failures(out_dir / FAILURES_FILE)
-    _remove_state(out_dir)
+    failed = read_failures(out_dir / FAILURES_FILE)
+    remove_state(out_dir)
     missing = [row for row in np.flatnonzero(~ok).tolist() if row not in failed]
     if missing:  # cannot happen: a reason is written before its row is marked failed
         raise RuntimeError(f"image cache in {out_dir}: no failure reason recorded for rows {missing[:5]}")
