@@ -3,6 +3,7 @@ run, and a checkpoint write that dies half-way leaves the previous checkpoint in
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,6 +79,38 @@ def test_finetuning_killed_after_a_checkpoint_resumes_to_the_same_weights(tiny_c
                          torch.load(killed / "lr_0" / "best_model.pt", weights_only=True))
     pd.testing.assert_frame_equal(pd.read_parquet(straight / "predictions_test.parquet"),
                                   pd.read_parquet(killed / "predictions_test.parquet"), check_exact=True)
+
+
+def test_finetuning_checkpoints_by_time_and_resumes_from_an_older_checkpoint_to_the_same_result(
+        tiny_cohort, tmp_path, monkeypatch):
+    """Checkpoints come after the first epoch, then every CHECKPOINT_SECONDS, and at the end; a run killed
+    between two of them replays the epochs since the older one and ends identical."""
+    import shutil
+
+    from medcam_lab.training import finetune as finetune_module
+
+    monkeypatch.setattr(finetune_module, "CHECKPOINT_SECONDS", 1e9)
+    saved, real_save = [], finetune_module.save_checkpoint
+
+    def spy(state, path):
+        real_save(state, path)
+        saved.append(state["epoch"])
+        if state["epoch"] == 1:  # what a run killed during epochs 2–4 leaves behind
+            shutil.copytree(Path(path).parent, tmp_path / "after_epoch_1")
+
+    monkeypatch.setattr(finetune_module, "save_checkpoint", spy)
+    argv = [*FINETUNE, "--data", str(tiny_cohort), "--epochs", "4"]
+    assert main([*argv, "--out", str(tmp_path / "straight")]) == 0
+    assert saved == [1, 4]
+    shutil.copytree(tmp_path / "after_epoch_1", tmp_path / "killed" / "lr_0")
+    assert main([*argv, "--out", str(tmp_path / "killed")]) == 0
+    assert saved == [1, 4, 2, 4]  # the resumed run: after its first epoch (2) and at its end
+    for run in ("straight", "killed"):
+        assert len(json.loads((tmp_path / run / "lr_0" / "history.json").read_text())) == 4
+    _assert_same_tensors(load_checkpoint(tmp_path / "straight" / "lr_0" / "checkpoint.pt")["model"],
+                         load_checkpoint(tmp_path / "killed" / "lr_0" / "checkpoint.pt")["model"])
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "straight" / "predictions_test.parquet"),
+                                  pd.read_parquet(tmp_path / "killed" / "predictions_test.parquet"), check_exact=True)
 
 
 def test_a_checkpoint_write_that_dies_half_way_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
