@@ -211,6 +211,8 @@ def render_report(results: dict, cfg: DemoConfig) -> str:
 def render_label_efficiency(result: dict) -> list[str]:
     """Markdown of :func:`label_efficiency`: per fraction both arms and the paired difference, then the
     generated sentence and the figure files."""
+    from medcam_lab.viz.label_efficiency import fraction_label
+
     curve = result["curve"]
     lines = ["", "## Label efficiency (fine-tuned, MIMIC-shaped test split)", "",
              f"Each arm fine-tuned on a share of the training patients (nested, seeded subsets; validation and "
@@ -220,8 +222,6 @@ def render_label_efficiency(result: dict) -> list[str]:
              "| training labels | " + " | ".join(f"{label} AUROC" for label in ARMS.values())
              + " | ΔAUROC MedCAM − image-only [95% CI] | p | AUROC per seed (image-only / MedCAM) |",
              "|---|" + "---|" * len(ARMS) + "---|---|---|"]
-    from medcam_lab.viz.label_efficiency import fraction_label
-
     for fraction in curve["fractions"]:
         key = str(float(fraction))
         cells = [_interval(curve["rows"][arm][key]["auroc"]) for arm in ARMS]

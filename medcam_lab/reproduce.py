@@ -39,7 +39,7 @@ from medcam_lab.config import (
 )
 from medcam_lab.paper_tables import build_tables, to_markdown, write_tables
 from medcam_lab.runinfo import write_json_atomic, write_run_info
-from medcam_lab.viz.label_efficiency import fraction_label
+from medcam_lab.viz.label_efficiency import fraction_label, save_label_efficiency_figure
 
 log = logging.getLogger("medcam_lab")
 
@@ -283,9 +283,10 @@ class Runner:
 
     def finetune_and_evaluate(self, model: str, dataset: str, encoder: str, weights: str,
                               fraction: float = 1.0) -> dict:
-        """Fine-tune one row on one dataset (every seed at one label fraction) and evaluate it on test; runs
-        whose predictions exist are reused."""
-        from medcam_lab.evaluation import evaluate_predictions, pool_seed_predictions
+        """Fine-tune one row on one dataset and evaluate it on test; runs whose predictions exist are reused.
+        Per label fraction and seed, only the runs: their pooled metrics come from :func:`run_reproduce`'s
+        label-efficiency curve."""
+        from medcam_lab.evaluation import evaluate_predictions
         from medcam_lab.training.finetune import finetune, finetune_seeds, seed_run_dir
 
         cfg = self.cfg
@@ -297,9 +298,8 @@ class Runner:
             done = {s: seed_run_dir(ft.out, s) / "predictions_test.parquet" for s in self.seeds}
             done = {s: p for s, p in done.items() if p.is_file()}
             paths = done if len(done) == len(self.seeds) else self._timed(name, finetune_seeds, ft, None, done)
-            pooled = pool_seed_predictions(paths, n_resamples=cfg.n_resamples, seed=cfg.seed)
-            return {"predictions_by_seed": {str(s): str(p) for s, p in paths.items()},
-                    "metrics": {m: pooled[m]["a"] for m in pooled}, "label_fraction": fraction, **protocol}
+            return {"predictions_by_seed": {str(s): str(p) for s, p in paths.items()}, "label_fraction": fraction,
+                    **protocol}
         predictions = Path(ft.out) / "predictions_test.parquet"
         if not predictions.is_file():
             predictions = self._timed(name, finetune, ft)
@@ -360,12 +360,14 @@ def run_reproduce(cfg: ReproduceConfig) -> dict:
                     runs[ds] = {"skipped": data_skipped[ds], "scope": "dataset"}
                 else:
                     runs[ds] = runner.finetune_and_evaluate(model, ds, encoder, path, f)
+    curves = _label_efficiency_curves(cfg, by_fraction, data) if runner.label_efficiency else {}
     for f in fractions:
         runs = by_fraction[f]["runs"]
         if "medcam" in runs:
             for baseline in (m for m in models if m != "medcam"):
                 for ds in data:
-                    by_fraction[f]["differences"].setdefault(baseline, {})[ds] = _difference(
+                    pooled = curves.get(ds, {}).get("difference", {}).get(str(f)) if baseline == "image_only" else None
+                    by_fraction[f]["differences"].setdefault(baseline, {})[ds] = pooled or _difference(
                         cfg, runs["medcam"][ds], runs[baseline][ds])
     groups = {name: [m for m in members if m in by_fraction[fractions[0]]["runs"]]
               for name, members in model_groups(cfg).items()}
@@ -383,7 +385,8 @@ def run_reproduce(cfg: ReproduceConfig) -> dict:
             results["label_efficiency"]["by_fraction"][str(f)] = by_fraction[f]
             results["label_efficiency"]["tables"][str(f)] = write_tables(tables, out / "tables" / f"fraction_{f:g}")
             report_tables[fraction_label(f)] = tables
-        results["label_efficiency"]["figure"] = _label_efficiency_figure(results, by_fraction, data, out)
+        results["label_efficiency"]["figure"] = save_label_efficiency_figure(
+            curves, labels, out, title="label efficiency: macro AUROC vs share of training labels")
     else:
         results |= by_fraction[1.0]
         tables = build_tables(results)
@@ -397,25 +400,24 @@ def run_reproduce(cfg: ReproduceConfig) -> dict:
     return results
 
 
-def _label_efficiency_figure(results: dict, by_fraction: dict[float, dict], data: dict, out: Path) -> dict:
-    """Macro AUROC vs label fraction for every row that ran, per dataset, and MedCAM − image-only."""
-    from medcam_lab.viz.label_efficiency import save_label_efficiency_figure
+def _label_efficiency_curves(cfg: ReproduceConfig, by_fraction: dict[float, dict], data: dict) -> dict[str, dict]:
+    """Per dataset, :func:`medcam_lab.evaluation.label_efficiency_curve` of every row that ran (MedCAM −
+    image-only paired); each run's ``metrics`` is filled from it, so the tables and the figure show one set of
+    pooled numbers."""
+    from medcam_lab.evaluation import label_efficiency_curve
 
     curves = {}
     for ds in data:
-        rows: dict[str, dict] = {}
-        difference: dict[str, dict] = {}
+        runs = {f: {model: {int(s): p for s, p in per_ds[ds]["predictions_by_seed"].items()}
+                    for model, per_ds in part["runs"].items() if "predictions_by_seed" in per_ds.get(ds, {})}
+                for f, part in by_fraction.items()}
+        curves[ds] = label_efficiency_curve(runs, compare=("medcam", "image_only"), n_resamples=cfg.n_resamples,
+                                            seed=cfg.seed)
         for f, part in by_fraction.items():
             for model, per_ds in part["runs"].items():
-                if "metrics" in per_ds.get(ds, {}):
-                    rows.setdefault(model, {})[str(f)] = per_ds[ds]["metrics"]
-            d = part["differences"].get("image_only", {}).get(ds, {})
-            if "auroc" in d:
-                difference[str(f)] = d
-        curves[ds] = {"fractions": sorted(by_fraction), "rows": rows,
-                      "compare": ["medcam", "image_only"] if difference else None, "difference": difference}
-    return save_label_efficiency_figure(curves, results["models"], out,
-                                        title="label efficiency: macro AUROC vs share of training labels")
+                if model in runs[f]:
+                    per_ds[ds]["metrics"] = curves[ds]["rows"][model][str(f)]
+    return curves
 
 
 def render_report(cfg: ReproduceConfig, results: dict, tables: dict[str, dict[str, dict]]) -> str:

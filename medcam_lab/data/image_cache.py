@@ -68,14 +68,7 @@ def load_and_resize(path: str | os.PathLike[str], size: int) -> np.ndarray:
     with Image.open(path) as img:
         if img.format == "JPEG":
             img.draft("L", (size, size))  # let libjpeg decode at a reduced scale (much faster on big files)
-        img = to_gray(img)  # one rule for colour and 16-bit files (medcam_lab.data.grayscale)
-        w, h = img.size
-        scale = size / min(w, h)
-        new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        left, top = (new_w - size) // 2, (new_h - size) // 2
-        img = img.crop((left, top, left + size, top + size))
-        return np.asarray(img, dtype=np.uint8)
+        return _shorter_side_and_center_crop(to_gray(img), size)  # to_gray: one rule for colour and 16-bit
 
 
 def resize_array(image: np.ndarray, size: int) -> np.ndarray:
@@ -85,12 +78,21 @@ def resize_array(image: np.ndarray, size: int) -> np.ndarray:
         image: (H, W) uint8; returns (size, size) uint8.
     """
     with Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)) as img:
-        w, h = img.size
-        scale = size / min(w, h)
-        new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        left, top = (new_w - size) // 2, (new_h - size) // 2
-        return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+        return _shorter_side_and_center_crop(img, size)
+
+
+def _shorter_side_and_center_crop(img: Image.Image, size: int) -> np.ndarray:
+    """Bilinear resize of the shorter side to ``size``, then the centred ``size × size`` square.
+
+    Shape:
+        returns (size, size) uint8.
+    """
+    w, h = img.size
+    scale = size / min(w, h)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _try_load(path: Path, size: int, decode: Callable[[Path], np.ndarray] | None = None

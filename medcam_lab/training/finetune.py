@@ -97,8 +97,6 @@ def load_splits(cfg: FinetuneConfig) -> Splits:
         names, id_col, patient_col = NIH_LABELS, "Image Index", "Patient ID"
         labels = meta[list(names)].to_numpy(dtype=np.float32)
     elif cfg.dataset == "images":
-        import json
-
         from medcam_lab.datasets.prepared import load_prepared_images
 
         images, meta, names = load_prepared_images(cfg.data)
