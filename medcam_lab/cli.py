@@ -92,7 +92,8 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     from medcam_lab.synth import SynthConfig, generate_cohort
 
     manifest = generate_cohort(
-        args.out, SynthConfig(n_patients=args.patients, seed=args.seed, visual_gain=args.visual_gain)
+        args.out, SynthConfig(n_patients=args.patients, seed=args.seed, visual_gain=args.visual_gain,
+                               vitals_per_hour=args.vitals_per_hour)
     )
     print(json.dumps(manifest.get("counts", {}), indent=2))
     print(f"wrote a MIMIC-shaped demo cohort to {args.out}")
@@ -252,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     synth.add_argument("--visual-gain", type=float, default=1.0,
                        help="strength of the findings drawn in the images (default: 1.0; the demo uses 3.0)")
+    synth.add_argument("--vitals-per-hour", type=float, default=1.0,
+                       help="charting rate of the bedside vitals (default: 1.0, about 600 chart rows per ICU stay; "
+                            "13 gives MIMIC-IV's ~6,000 per stay)")
     synth.set_defaults(func=_cmd_synth)
     _add_batch_parser(sub)
     sub.add_parser("doctor", help="versions, kernels and widget extensions of the notebook set-up").set_defaults(

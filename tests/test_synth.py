@@ -649,3 +649,21 @@ def test_blood_glucose_values_are_masked_with_the_number_in_valuenum_as_in_the_r
     assert len(masked) == manifest["quirks"]["blood_glucose_value_masked_rows"] > 0
     assert 0.15 < len(masked) / len(glucose) < 0.45
     assert pd.to_numeric(masked["valuenum"]).between(10, 2000).all()
+
+
+def test_vitals_per_hour_sets_the_charting_density_of_the_vitals_only(tmp_path):
+    def rows(rate: float) -> pd.DataFrame:
+        out = tmp_path / f"rate_{rate}"
+        generate_cohort(out, SynthConfig(n_patients=20, n_ood_patients=0, defects=False, write_images=False,
+                                         write_truth=False, vitals_per_hour=rate))
+        return pd.read_csv(out / "mimic-iv" / "icu" / "chartevents.csv.gz", usecols=["stay_id", "itemid"])
+
+    hourly, dense = rows(1.0), rows(6.0)
+    heart_rate = 220045
+    ratio = (dense["itemid"] == heart_rate).sum() / (hourly["itemid"] == heart_rate).sum()
+    assert 5.0 < ratio < 7.0  # six times as many heart rates
+    temperature = [223761, 223762]  # charted every ~4 h whatever the vitals rate
+    n_temp = [int(f["itemid"].isin(temperature).sum()) for f in (hourly, dense)]
+    assert abs(n_temp[1] - n_temp[0]) < 0.2 * n_temp[0]
+    with pytest.raises(ValueError, match="vitals_per_hour"):
+        SynthConfig(vitals_per_hour=0)

@@ -30,6 +30,9 @@ class SynthConfig:
         second_admission_fraction: share of ICU patients with a second ICU admission.
         second_stay_fraction: share of ICU admissions holding two ICU stays (excluded by MedFuse's cohort rule).
         studies_per_icu_day: Poisson rate of extra studies per ICU day (each stay has at least one study).
+        vitals_per_hour: charting rate of the bedside vitals (heart rate, blood pressures, respiratory rate,
+            SpO2). 1 (default) charts them about hourly, about 600 chart rows per ICU stay; about 13 gives
+            MIMIC-IV's density of about 6,000 chart rows per stay (for scale benchmarks).
         odd_size_fraction: share of MIMIC images written with another shape (square or landscape)
             instead of ``image_size`` (real MIMIC-CXR-JPG sizes vary).
         visual_gain: multiplies the amplitude of every drawn finding (1.0 = the documented weak signal;
@@ -54,6 +57,7 @@ class SynthConfig:
     masked_glucose_fraction: float = 0.3
     second_stay_fraction: float = 0.04
     studies_per_icu_day: float = 0.25
+    vitals_per_hour: float = 1.0
     odd_size_fraction: float = 0.08
     visual_gain: float = 1.0
     ehr_gain: float = 1.0
@@ -85,6 +89,8 @@ class SynthConfig:
                 raise ValueError(f"{name} must be in [0, 0.5], got {value}")
         if self.visual_gain < 0 or self.ehr_gain < 0 or self.studies_per_icu_day < 0:
             raise ValueError("visual_gain, ehr_gain and studies_per_icu_day must be >= 0")
+        if not 0 < self.vitals_per_hour <= 60:
+            raise ValueError(f"vitals_per_hour must be in (0, 60], got {self.vitals_per_hour}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
 

@@ -132,7 +132,7 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
     for p in patients:
         rng = IV.patient_rng(config.seed, p.index, 2)
         for stay in p.stays:
-            chart_parts.append(IV.chart_events(rng, p, stay, config.ehr_gain))
+            chart_parts.append(IV.chart_events(rng, p, stay, config.ehr_gain, vitals_per_hour=config.vitals_per_hour))
         for adm in p.admissions:
             if adm.stays:
                 lab_parts.append(IV.lab_events(rng, p, adm, config.ehr_gain))

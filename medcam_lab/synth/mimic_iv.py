@@ -701,9 +701,13 @@ def _grid(
 
 
 def chart_events(
-    rng: np.random.Generator, patient: Patient, stay: Stay, gain: float, fio2_fraction_rate: float = 0.01
+    rng: np.random.Generator, patient: Patient, stay: Stay, gain: float, fio2_fraction_rate: float = 0.01,
+    vitals_per_hour: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """Chart events of one ICU stay (columns of ``icu/chartevents``; times in seconds)."""
+    """Chart events of one ICU stay (columns of ``icu/chartevents``; times in seconds).
+
+    ``vitals_per_hour`` is the charting rate of the bedside vitals (1: about hourly).
+    """
     los = stay.los_h
     phys = _Physiology(rng, stay, -1.0, los + 1.0, gain)
     lat = stay.latent
@@ -719,8 +723,8 @@ def chart_events(
         out["num"].append(np.asarray(num, float) if num is not None else np.full(len(t), np.nan))
         out["text"].append(np.asarray(text, object) if text is not None else np.full(len(t), None, object))
 
-    # hourly vitals
-    t = _grid(rng, 0.0, los, 1.0, 8, 0.07, gaps=True)
+    # bedside vitals, hourly by default
+    t = _grid(rng, 0.0, los, 1.0 / vitals_per_hour, 8, 0.07, gaps=True)
     v = phys(t, ("hr", "sbp", "dbp", "rr", "spo2"))
     hr = np.clip(np.round(v[:, 0]), 30, 200)
     sbp = np.clip(np.round(v[:, 1]), 60, 230)
