@@ -36,14 +36,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from medcam_lab import __version__
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
 from medcam_lab.data import mimic_cxr, mimic_iv
+from medcam_lab.data.event_spill import EventSpill, bucket_of, stay_ids_of_labs
 from medcam_lab.data.image_cache import build_image_cache
 from medcam_lab.data.report import CohortReport
 from medcam_lab.data.splits import patient_split
@@ -54,6 +60,8 @@ from medcam_lab.ehr.switches import CleanSwitches
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 
 log = logging.getLogger("medcam_lab")
+COMPLETE_MARKER = "pairs.parquet"
+"""Written last and atomically: a directory holds a finished cohort exactly when it has this file."""
 HOUR = pd.Timedelta(hours=1)
 
 
@@ -125,31 +133,95 @@ def pair_images_with_stays(
     return pairs.sort_values(["subject_id", "study_datetime", "dicom_id"]).reset_index(drop=True)
 
 
-def load_events(
-    layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, cfg: PrepareConfig, report: CohortReport
-) -> pd.DataFrame:
-    """Cleaned events of the 17 variables for the kept stays: stay_id, charttime, variable, clean_value."""
+def spill_events(
+    layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, cfg: PrepareConfig, report: CohortReport, spill: EventSpill
+) -> dict[str, pa.Schema]:
+    """Stream ``chartevents`` and ``labevents`` once, spilling the rows of the 17 variables for ``stays``.
+
+    Rows whose charttime does not parse are dropped and counted here; lab rows are filed under the ICU
+    stay of their admission. Returns the Arrow schema of each source (for groups without its rows).
+    """
     switches = CleanSwitches.for_mode(cfg.compat)
     mapping = itemid_map(switches.capillary_refill_items, switches.blood_only_labs)
-    chart, chart_counts = mimic_iv.stream_events(
-        layout.chartevents, itemids_of_table(mapping, "chartevents"), stays["stay_id"], key="stay_id",
-        source="chartevents",
-    )
-    lab, lab_counts = mimic_iv.stream_events(
-        layout.labevents, itemids_of_table(mapping, "labevents"), stays["hadm_id"], key="hadm_id",
-        source="labevents",
-    )
-    for c in (chart_counts, lab_counts):
+    hadm_of_stay = stays["hadm_id"].to_numpy(dtype=np.int64)
+    stay_ids = stays["stay_id"].to_numpy(dtype=np.int64)
+    schemas: dict[str, pa.Schema] = {}
+    all_counts = []
+    for source, path, keep, key in (
+        ("chartevents", layout.chartevents, stays["stay_id"], "stay_id"),
+        ("labevents", layout.labevents, stays["hadm_id"], "hadm_id"),
+    ):
+        counts = mimic_iv.StreamCounts(source)
+        stream = mimic_iv.EventStream(path, itemids_of_table(mapping, source), keep, key, counts)
+        schemas[source] = stream.schema
+        for table in stream:
+            good = pc.is_valid(table["charttime"])
+            n_good = int(pc.sum(good).as_py() or 0)
+            counts.rows_unparseable_charttime += table.num_rows - n_good
+            if n_good < table.num_rows:
+                table = table.filter(good)
+            ids = table["stay_id"] if key == "stay_id" else stay_ids_of_labs(table["hadm_id"], hadm_of_stay, stay_ids)
+            spill.add(source, table, ids)
+        all_counts.append(counts)
+    spill.finish()
+    for c in all_counts:
         report.step(f"{c.source}: rows read", c.rows_read)
         report.step(f"{c.source}: rows of the 17 variables' item ids", c.rows_read - c.rows_other_items)
         report.step(f"{c.source}: rows of the 17 variables for kept stays", c.rows_matched)
         report.drop(f"event: {c.source}: unparseable charttime", c.rows_unparseable_charttime)
     report.info.setdefault("event_files", {})
-    for c in (chart_counts, lab_counts):
+    for c in all_counts:
         report.info["event_files"][c.source] = {
             "rows_read": c.rows_read, "rows_other_items": c.rows_other_items, "rows_other_ids": c.rows_other_ids,
             "rows_kept": c.rows_matched, "seconds": round(c.seconds, 2),
         }
+    return schemas
+
+
+@dataclass
+class CleaningTally:
+    """What cleaning the groups of events counted, summed over the groups (see :func:`clean_events`)."""
+
+    kept: int = 0
+    unknown_categories: Counter = field(default_factory=Counter)
+    derived: dict[str, int] = field(default_factory=dict)
+    masked: dict[str, dict[str, int]] = field(default_factory=dict)
+    rows_per_variable: Counter = field(default_factory=Counter)
+    stays_with_events: set[int] = field(default_factory=set)
+
+    def add(self, counts: dict, unknown: dict[str, int], cleaned: pd.DataFrame) -> None:
+        """Add one group's ``clean_events`` counts, discretizer-rejected categories and kept rows."""
+        self.kept += len(cleaned)
+        self.unknown_categories.update(counts["unknown_categories"])
+        self.unknown_categories.update(unknown)
+        for key, n in counts["derived"].items():
+            self.derived[key] = self.derived.get(key, 0) + n
+        for variable, entry in counts["valuenum_fallback"].items():
+            total = self.masked.setdefault(variable, {})
+            for key, n in entry.items():
+                if key != "rows":
+                    total[key] = total.get(key, 0) + n
+        self.rows_per_variable.update(counts["rows_per_variable"])
+        self.stays_with_events.update(int(i) for i in cleaned["stay_id"].unique())
+
+    def valuenum_fallback(self) -> dict[str, dict[str, int]]:
+        """``counts["valuenum_fallback"]`` of all groups at once: every row of a variable with masked values."""
+        return {
+            variable: {"rows": int(self.rows_per_variable[variable]), **self.masked[variable]}
+            for variable in sorted(self.masked)
+        }
+
+
+def clean_group(
+    chart: pd.DataFrame, lab: pd.DataFrame, stays: pd.DataFrame, item_labels: pd.DataFrame, cfg: PrepareConfig,
+    report: CohortReport, tally: CleaningTally,
+) -> pd.DataFrame:
+    """Clean the events of one group of stays: stay_id, charttime, variable, clean_value (and the raw columns).
+
+    Events outside their ICU stay and exact duplicates are dropped and counted, then the ``compat`` mode
+    cleans them (:func:`~medcam_lab.ehr.clean_events`); counts go to ``report`` (drops) and ``tally``.
+    """
+    switches = CleanSwitches.for_mode(cfg.compat)
     # Labs carry no stay_id: fill it from the admission (one ICU stay per kept admission).
     lab = lab.drop(columns="stay_id").merge(stays[["hadm_id", "stay_id"]], on="hadm_id", how="left")
     events = pd.concat([chart, lab], ignore_index=True)
@@ -160,31 +232,41 @@ def load_events(
     dup = events.duplicated(["stay_id", "charttime", "itemid", "value", "valuenum"])
     report.drop("event: exact duplicate row", int(dup.sum()))
     events = events.loc[~dup]
-    labels = mimic_iv.read_item_labels(layout)
-    events = events.merge(labels, on="itemid", how="left")
+    events = events.merge(item_labels, on="itemid", how="left")
     cleaned, counts = clean_events(events, compat=cfg.compat, switches=switches, by="stay_id")
     report.merge_drops("event: ", counts["dropped"])
-    report.info["unknown_categories"] = dict(counts["unknown_categories"])
-    report.info["derived"] = dict(counts["derived"])
-    report.info["valuenum_fallback"] = dict(counts["valuenum_fallback"])
-    cleaned = drop_values_the_discretizer_rejects(cleaned, Layout(cfg.compat), report)
-    report.step("events kept after cleaning", len(cleaned))
-    no_events = ~stays["stay_id"].isin(cleaned["stay_id"])
-    report.drop("stay: no event of the 17 variables during the stay", int(no_events.sum()),
-                stays.loc[no_events, "stay_id"].tolist())
-    report.step("paired stays with events", int((~no_events).sum()))
+    cleaned, unknown = drop_values_the_discretizer_rejects(cleaned, Layout(cfg.compat), report)
+    tally.add(counts, unknown, cleaned)
     return cleaned
 
 
-def drop_values_the_discretizer_rejects(events: pd.DataFrame, layout: Layout, report: CohortReport) -> pd.DataFrame:
+def report_cleaning(stays: pd.DataFrame, tally: CleaningTally, report: CohortReport) -> None:
+    """The cleaning's counts of all groups into ``report`` (after the last group)."""
+    report.info["unknown_categories"] = dict(sorted(tally.unknown_categories.items()))
+    report.info["derived"] = dict(tally.derived)
+    report.info["valuenum_fallback"] = tally.valuenum_fallback()
+    report.step("events kept after cleaning", tally.kept)
+    no_events = ~stays["stay_id"].isin(tally.stays_with_events)
+    report.drop("stay: no event of the 17 variables during the stay", int(no_events.sum()),
+                stays.loc[no_events, "stay_id"].tolist())
+    report.step("paired stays with events", int((~no_events).sum()))
+
+
+def drop_values_the_discretizer_rejects(
+    events: pd.DataFrame, layout: Layout, report: CohortReport
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop (and count, per channel and string) values the discretizer would reject or turn into NaN.
 
     In ``medfuse`` mode some channels are not cleaned (HR, RR, MBP, GCS), exactly as the reference: a raw
     ``ERROR`` there, or an unknown GCS spelling, would stop the reference mid-cohort. Here each such
     value is dropped with its reason: categorical strings outside the channel's column list, and
     continuous values that are not finite numbers. In ``clean`` mode cleaning has already removed them.
+
+    Returns:
+        ``(kept, unknown)``: the kept rows and the dropped category strings, ``{"<channel>: '<text>'": n}``.
     """
     keep = pd.Series(True, index=events.index)
+    unknown: dict[str, int] = {}
     for channel in CHANNELS:
         rows = events["variable"] == channel
         if not rows.any():
@@ -202,51 +284,113 @@ def drop_values_the_discretizer_rejects(events: pd.DataFrame, layout: Layout, re
                 report.drop(f"event: {channel}: {reason} {value!r}", int(n))
                 if reason == "unknown category":
                     key = f"{channel}: {value!r}"
-                    report.info.setdefault("unknown_categories", {})
-                    report.info["unknown_categories"][key] = report.info["unknown_categories"].get(key, 0) + int(n)
+                    unknown[key] = unknown.get(key, 0) + int(n)
             keep.loc[bad[bad].index] = False
-    return events.loc[keep]
+    return events.loc[keep], unknown
+
+
+def make_discretizer(cfg: PrepareConfig) -> Discretizer:
+    """The discretizer of the image windows: bins from the window start, masks stored, ``cfg``'s mode."""
+    return Discretizer(
+        timestep=cfg.timestep, impute_strategy=cfg.impute_strategy, start_time="zero", store_masks=True,
+        compat=cfg.compat,
+    )
+
+
+def discretize_group(pairs: pd.DataFrame, wide: pd.DataFrame, discretizer: Discretizer) -> dict[int, np.ndarray]:
+    """Cut each image's EHR window out of its stay's time series and discretize the windows of ``pairs``.
+
+    Returns ``{pair index: (n_bins, F) array}`` for the pairs with at least one event in their window.
+    """
+    rows = pairs[["stay_id", "window_start", "study_datetime"]].reset_index(names="pair")
+    rows = rows.merge(wide, on="stay_id", how="inner")
+    inside = (rows["charttime"] >= rows["window_start"]) & (rows["charttime"] <= rows["study_datetime"])
+    rows = rows.loc[inside]
+    if rows.empty:
+        return {}
+    rows["Hours"] = (rows["charttime"] - rows["window_start"]) / HOUR
+    rows = rows.sort_values(["pair", "Hours"], kind="stable")
+    ends = pairs["window_hours"].to_dict()
+    table = rows[["pair", "Hours", *CHANNELS]]
+    return discretizer.transform_batch(table, by="pair", end={p: ends[p] for p in table["pair"].unique()})
+
+
+def collect_windows(
+    pairs: pd.DataFrame, episodes: dict[int, np.ndarray], discretizer: Discretizer, report: CohortReport
+) -> tuple[pd.DataFrame, list[np.ndarray], list[str]]:
+    """The pairs with EHR in their window (others dropped and counted), their episodes and the columns."""
+    has_events = pairs.index.isin(list(episodes))
+    report.drop(
+        "pair: no EHR event in the window before the image", int((~has_events).sum()),
+        pairs.loc[~has_events, "dicom_id"].tolist(),
+    )
+    for (channel, text), n in sorted(discretizer.unknown_values.items()):
+        report.drop(f"event: {channel}: not usable by the discretizer {text!r}", n)
+    kept = pairs.loc[has_events].copy()
+    values = [episodes[p] for p in kept.index]
+    kept["n_bins"] = [len(v) for v in values]
+    report.step("pairs with EHR in the window", len(kept), patients=int(kept["subject_id"].nunique()))
+    return kept.reset_index(drop=True), values, discretizer.feature_names
 
 
 def discretize_windows(
     pairs: pd.DataFrame, wide: pd.DataFrame, cfg: PrepareConfig, report: CohortReport
 ) -> tuple[pd.DataFrame, list[np.ndarray], list[str]]:
     """Cut each image's EHR window out of its stay's time series and discretize all windows at once."""
-    rows = pairs[["stay_id", "window_start", "study_datetime"]].reset_index(names="pair")
-    rows = rows.merge(wide, on="stay_id", how="inner")
-    inside = (rows["charttime"] >= rows["window_start"]) & (rows["charttime"] <= rows["study_datetime"])
-    rows = rows.loc[inside]
-    rows["Hours"] = (rows["charttime"] - rows["window_start"]) / HOUR
-    rows = rows.sort_values(["pair", "Hours"], kind="stable")
-    has_events = pairs.index.isin(rows["pair"].unique())
-    report.drop(
-        "pair: no EHR event in the window before the image", int((~has_events).sum()),
-        pairs.loc[~has_events, "dicom_id"].tolist(),
-    )
-    discretizer = Discretizer(
-        timestep=cfg.timestep, impute_strategy=cfg.impute_strategy, start_time="zero",
-        store_masks=True, compat=cfg.compat,
-    )
-    ends = pairs["window_hours"].to_dict()
-    table = rows[["pair", "Hours", *CHANNELS]]
-    episodes = discretizer.transform_batch(table, by="pair", end={p: ends[p] for p in table["pair"].unique()})
-    for (channel, text), n in sorted(discretizer.unknown_values.items()):
-        report.drop(f"event: {channel}: not usable by the discretizer {text!r}", n)
-    kept = pairs.loc[has_events].copy()
-    values = [episodes[p] for p in kept.index]
-    columns = discretizer.feature_names
-    kept["n_bins"] = [len(v) for v in values]
-    report.step("pairs with EHR in the window", len(kept), patients=int(kept["subject_id"].nunique()))
-    return kept.reset_index(drop=True), values, columns
+    discretizer = make_discretizer(cfg)
+    return collect_windows(pairs, discretize_group(pairs, wide, discretizer), discretizer, report)
 
 
-def pad_episodes(values: list[np.ndarray], n_features: int) -> np.ndarray:
-    """Stack variable-length episodes into (N, T_max, F) float32, zero past each episode's end."""
+def build_episodes(
+    layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, pairs: pd.DataFrame, cfg: PrepareConfig,
+    report: CohortReport, spill_dir: Path,
+) -> tuple[pd.DataFrame, list[np.ndarray], list[str]]:
+    """Events → cleaned → wide → discretized windows, a group of stays at a time (bounded memory).
+
+    The kept events are spilled to ``spill_dir`` (removed afterwards), partitioned by a hash of
+    ``stay_id``; groups of partitions of at most ``cfg.partition_events`` rows are then cleaned, pivoted
+    and discretized in turn. The result does not depend on the grouping.
+    """
+    item_labels = mimic_iv.read_item_labels(layout)
+    discretizer = make_discretizer(cfg)
+    tally = CleaningTally()
+    episodes: dict[int, np.ndarray] = {}
+    with EventSpill(spill_dir) as spill:
+        schemas = spill_events(layout, stays, cfg, report, spill)
+        groups = spill.groups(cfg.partition_events)
+        report.info["event_spill"] = {"partitions": len(groups), "bytes_on_disk": spill.disk_bytes(),
+                                      "largest_partition_rows": max((spill.row_count(g) for g in groups), default=0)}
+        bucket = pd.Series(bucket_of(stays["stay_id"].to_numpy(), spill.n_buckets), index=stays.index)
+        pair_bucket = bucket_of(pairs["stay_id"].to_numpy(), spill.n_buckets)
+        for i, group in enumerate(groups):
+            if len(groups) > 1:
+                log.info("events: partition %d of %d (%d rows)", i + 1, len(groups), spill.row_count(group))
+            chart, lab = (mimic_iv.events_frame(spill.read(s, group, schemas[s]), s) for s in schemas)
+            group_stays = stays.loc[bucket.isin(group)]
+            cleaned = clean_group(chart, lab, group_stays, item_labels, cfg, report, tally)
+            del chart, lab
+            if cleaned.empty:
+                continue
+            wide = events_to_wide(
+                cleaned[["stay_id", "charttime", "variable", "clean_value"]], by="stay_id", compat=cfg.compat
+            )
+            del cleaned
+            episodes.update(discretize_group(pairs.loc[np.isin(pair_bucket, group)], wide, discretizer))
+    report_cleaning(stays, tally, report)
+    return collect_windows(pairs, episodes, discretizer, report)
+
+
+def write_padded_episodes(path: Path, values: list[np.ndarray], n_features: int) -> None:
+    """Write variable-length episodes as one (N, T_max, F) float32 ``.npy``, zero past each episode's end.
+
+    Written through a memory map, row by row: no second copy of the episodes in memory.
+    """
     t_max = max((len(v) for v in values), default=0)
-    out = np.zeros((len(values), t_max, n_features), dtype=np.float32)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(values), t_max, n_features))
     for i, v in enumerate(values):
         out[i, : len(v)] = v
-    return out
+    out.flush()
+    del out
 
 
 def label_prevalence(pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -263,6 +407,10 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
         raise ValueError(f"compat={cfg.compat!r}: use one of {COMPAT_MODES}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    marker = out / COMPLETE_MARKER
+    if marker.exists():  # a cohort is replaced: until this run ends, the directory is not an openable cohort
+        log.info("replacing the cohort in %s", out)
+        marker.unlink()
     write_run_info(out, "prepare", cfg)
     report = CohortReport()
     layout = mimic_iv.locate_mimic_iv(cfg.mimic_iv, cfg.mimic_iv_version)
@@ -281,9 +429,9 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     if pairs.empty:
         raise ValueError("no CXR image was taken during a kept ICU stay; see report: " + json.dumps(report.steps))
 
-    events = load_events(layout, stays.loc[stays["stay_id"].isin(pairs["stay_id"])], cfg, report)
-    wide = events_to_wide(events[["stay_id", "charttime", "variable", "clean_value"]], by="stay_id", compat=cfg.compat)
-    pairs, values, columns = discretize_windows(pairs, wide, cfg, report)
+    paired_stays = stays.loc[stays["stay_id"].isin(pairs["stay_id"])]
+    spill_dir = Path(cfg.spill_dir or out) / ".event_spill"
+    pairs, values, columns = build_episodes(layout, paired_stays, pairs, cfg, report, spill_dir)
 
     image_paths = [Path(cfg.mimic_cxr) / p for p in pairs["image_path"]]
     ok, failures = build_image_cache(image_paths, out, cfg.image_cache_size)
@@ -309,14 +457,13 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     observed_only = CleanSwitches.for_mode(cfg.compat).normalizer_observed_only
     normalizer = Normalizer.fit(train_values, columns, observed_only=observed_only)
     normalizer.save(out / "normalizer.json")
-    np.save(out / "ehr_values.npy", pad_episodes(values, len(columns)))
+    write_padded_episodes(out / "ehr_values.npy", values, len(columns))
     write_json_atomic(out / "ehr_columns.json", columns)
     keep_cols = [
         "subject_id", "hadm_id", "stay_id", "study_id", "dicom_id", "ViewPosition", "study_datetime",
         "intime", "outtime", "window_start", "window_hours", "n_bins", "image_path", "cache_index", "split",
         *LABELS_CHEXPERT14,
     ]
-    pairs[keep_cols].to_parquet(out / "pairs.parquet", index=False)
     study_labels.assign(dicom_id=pairs["dicom_id"].to_numpy()).to_parquet(out / "labels_raw.parquet", index=False)
 
     report.info["label_prevalence"] = label_prevalence(pairs)
@@ -330,4 +477,8 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     result = report.to_dict()
     write_json_atomic(out / "report.json", result)
     (out / "report.md").write_text(report.to_markdown())
+    # pairs.parquet last, in one step: a prepare that fails (full disk, bad input) leaves no openable cohort
+    tmp = out / f"{COMPLETE_MARKER}.tmp"
+    pairs[keep_cols].to_parquet(tmp, index=False)
+    os.replace(tmp, marker)
     return result

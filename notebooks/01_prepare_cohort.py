@@ -46,6 +46,8 @@ seed: int = 0  # split seed
 uncertain_policy: str = "zeros"  # CheXpert -1 → zeros / ones / ignore
 blank_policy: str = "zeros"  # blank label → zeros / ignore
 image_cache_size: int = 256  # side of the cached square images
+partition_events: int = 1_000_000  # most event rows cleaned at once (memory ~1 GB per million)
+spill_dir: str = ""  # where the spilled events go while preparing (empty: inside out)
 
 # %%
 (cfg,) = configs_from_parameters(parameters_since(globals(), _names_before), PrepareConfig,

@@ -49,7 +49,8 @@ def load_cohort(root: str | Path) -> Cohort:
     root = Path(root)
     for name in ("pairs.parquet", "ehr_values.npy", "ehr_columns.json", "normalizer.json"):
         if not (root / name).exists():
-            raise FileNotFoundError(f"{root / name} missing: is {root} a cohort written by `medcam-lab prepare`?")
+            raise FileNotFoundError(f"{root / name} missing: is {root} a cohort written by `medcam-lab prepare` "
+                                    "(a prepare that did not finish writes no pairs.parquet)?")
     pairs = pd.read_parquet(root / "pairs.parquet")
     values = np.load(root / "ehr_values.npy")
     columns = json.loads((root / "ehr_columns.json").read_text())

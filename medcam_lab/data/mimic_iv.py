@@ -242,97 +242,143 @@ def stream_events(
     block_size: int = 16 << 20,
     progress_seconds: float = 10.0,
 ) -> tuple[pd.DataFrame, StreamCounts]:
-    """Stream one events table, keeping rows of ``itemids`` whose ``key`` is in ``keep_ids``.
+    """Stream one events table, keeping rows of ``itemids`` whose ``key`` is in ``keep_ids``, into one frame.
+
+    The kept rows of :func:`iter_event_tables`, converted by :func:`events_frame` (see both for the
+    reading, the counts and the columns). Memory is a few blocks plus the kept rows; ``prepare`` spills
+    the kept rows to disk instead (:mod:`medcam_lab.data.event_spill`).
+
+    Returns:
+        ``(events, counts)``: the frame of :func:`events_frame` and the :class:`StreamCounts`.
+
+    Raises:
+        MimicLayoutError: missing column, truncated/corrupt gzip, malformed row, id or valuenum (naming
+            the file).
+    """
+    counts = StreamCounts(source)
+    stream = EventStream(path, itemids, keep_ids, key, counts, block_size, progress_seconds)
+    parts = list(stream)
+    table = pa.concat_tables(parts) if parts else stream.schema.empty_table()
+    return events_frame(table, source, counts), counts
+
+
+class EventStream:
+    """The kept rows of one events table, block by block, as Arrow tables (charttime parsed).
 
     The file is read in blocks of about ``block_size`` bytes of whole lines, parsed and filtered with
     vectorized set membership by :data:`PARSER_THREADS` threads while the gzip is inflated in another; at
-    most ``2 * PARSER_THREADS + 1`` blocks are in flight, so peak memory is a few blocks plus the kept rows.
-    Values in quotes may hold commas but not line breaks (as in MIMIC-IV; a line break there is an error).
+    most ``2 * PARSER_THREADS + 1`` blocks are in flight, so memory is a few blocks plus what the consumer
+    keeps. Blocks come in file order. Values in quotes may hold commas but not line breaks (as in
+    MIMIC-IV; a line break there is an error). Every row read is counted in ``counts`` (rows read = other
+    items + other ids + matched, checked once the file is read).
 
     Args:
         path: ``chartevents`` or ``labevents`` (``.csv`` or ``.csv.gz``).
         itemids: The item ids to keep.
         keep_ids: The ``key`` values to keep (e.g. the cohort's stay ids), or None for all.
         key: Id column that ``keep_ids`` refers to (``stay_id`` or ``hadm_id``).
-        source: Name used in counts and messages (``chartevents`` / ``labevents``).
+        counts: Where the counts go (its ``source`` names the file in counts and messages).
         block_size: Bytes of text per block.
         progress_seconds: Minimum seconds between two progress lines.
 
-    Returns:
-        ``(events, counts)``: events with columns subject_id, hadm_id, stay_id (Int64; NA for
-        labevents), charttime (datetime64), itemid (int64), value (str or None; only an empty cell is
-        missing, ``NA`` stays text), valuenum (float; NaN where empty), comments (str or None; only where
-        the file has the column: labevents), source; ``counts`` the
-        :class:`StreamCounts` (rows read = other items + other ids + matched, checked).
-
-    A charttime that is not ``YYYY-MM-DD HH:MM:SS`` (or with ``T``, or without seconds) is a counted drop
-    (``rows_unparseable_charttime``).
+    Attributes:
+        schema: Columns of the yielded tables: those of subject_id, hadm_id, stay_id, charttime
+            (timestamp; null where unparseable), itemid, value, comments, valuenum that the file has.
 
     Raises:
-        MimicLayoutError: missing column, truncated/corrupt gzip, malformed row, id or valuenum (naming
-            the file).
+        MimicLayoutError: missing column (when built), truncated/corrupt gzip, malformed row, id or
+            valuenum (while iterating; naming the file).
     """
-    path = Path(path)
-    columns = _header(path)
-    missing = [c for c in (*_REQUIRED, key) if c not in columns]
-    if missing:
-        raise MimicLayoutError(f"{path} lacks column(s) {sorted(set(missing))}; found {columns}")
-    wanted = [c for c in (*_ID_COLUMNS, *_TEXT_COLUMNS, "valuenum") if c in columns]
-    types = {c: pa.int64() for c in _ID_COLUMNS if c in columns}
-    types.update({c: pa.string() for c in _TEXT_COLUMNS if c in columns})
-    types["valuenum"] = pa.float64()
-    convert = pacsv.ConvertOptions(
-        column_types=types, include_columns=wanted, strings_can_be_null=True, null_values=[""],
-        quoted_strings_can_be_null=False,
-    )
-    item_set = pa.array(sorted(int(i) for i in itemids), type=pa.int64())
-    id_set = None if keep_ids is None else pa.array(np.unique(keep_ids.dropna().astype("int64")), type=pa.int64())
 
-    pool = _streaming_pool()
-    counts = StreamCounts(source)
-    start = last = time.perf_counter()
-    parts: list[pa.Table] = []
+    def __init__(
+        self, path: Path, itemids: set[int] | frozenset[int], keep_ids: pd.Series | None, key: str,
+        counts: StreamCounts, block_size: int = 16 << 20, progress_seconds: float = 10.0,
+    ) -> None:
+        self.path = Path(path)
+        self.columns = _header(self.path)
+        missing = [c for c in (*_REQUIRED, key) if c not in self.columns]
+        if missing:
+            raise MimicLayoutError(f"{self.path} lacks column(s) {sorted(set(missing))}; found {self.columns}")
+        wanted = [c for c in (*_ID_COLUMNS, *_TEXT_COLUMNS, "valuenum") if c in self.columns]
+        types = {c: pa.int64() for c in _ID_COLUMNS if c in self.columns}
+        types.update({c: pa.string() for c in _TEXT_COLUMNS if c in self.columns})
+        types["valuenum"] = pa.float64()
+        self.convert = pacsv.ConvertOptions(
+            column_types=types, include_columns=wanted, strings_can_be_null=True, null_values=[""],
+            quoted_strings_can_be_null=False,
+        )
+        self.schema = pa.schema([(c, pa.timestamp("ns") if c == "charttime" else types[c]) for c in wanted])
+        self.item_set = pa.array(sorted(int(i) for i in itemids), type=pa.int64())
+        self.id_set = None if keep_ids is None else pa.array(
+            np.unique(keep_ids.dropna().astype("int64")), type=pa.int64()
+        )
+        self.key, self.counts = key, counts
+        self.block_size, self.progress_seconds = block_size, progress_seconds
 
-    def collect(result: tuple[int, int, int, pa.Table | None]) -> None:
+    def _collect(self, result: tuple[int, int, int, pa.Table | None]) -> pa.Table | None:
         n_rows, n_item, n_keep, kept = result
+        counts = self.counts
         counts.rows_read += n_rows
         counts.rows_other_items += n_rows - n_item
         counts.rows_other_ids += n_item - n_keep
         counts.rows_matched += n_keep
-        if kept is not None:
-            parts.append(kept)
+        return kept
 
-    read_options = pacsv.ReadOptions(column_names=columns, use_threads=False)
-    try:
-        # the gzip is inflated by ISA-L in a reader thread; this thread cuts the text into blocks of whole
-        # lines, and parser threads parse, filter and convert the blocks in parallel (Arrow releases the GIL)
-        opener = open_gzip_threaded(path) if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-        with opener as raw, ThreadPoolExecutor(max_workers=PARSER_THREADS, thread_name_prefix="events") as workers:
-            pending: deque[Future] = deque()
-            for text in _line_blocks(raw, block_size):
-                pending.append(workers.submit(_parse_block, text, read_options, convert, item_set, id_set, key, pool))
-                while len(pending) > 2 * PARSER_THREADS or (pending and pending[0].done()):  # bounded memory
-                    collect(pending.popleft().result())
-                now = time.perf_counter()
-                if now - last >= progress_seconds:
-                    _progress(source, counts, start)
-                    last = now
-            while pending:
-                collect(pending.popleft().result())
-    except (pa.ArrowInvalid, OSError, EOFError, ValueError) as exc:
-        raise MimicLayoutError(
-            f"could not read {path} (truncated or corrupt file? {counts.rows_read:,} rows read before the error): "
-            f"{exc}"
-        ) from exc
-    counts.seconds = time.perf_counter() - start
-    _progress(source, counts, start, final=True)
-    counts.check(path)
+    def __iter__(self) -> Iterator[pa.Table]:
+        path, counts, source = self.path, self.counts, self.counts.source
+        pool = _streaming_pool()
+        start = last = time.perf_counter()
+        read_options = pacsv.ReadOptions(column_names=self.columns, use_threads=False)
+        args = (read_options, self.convert, self.item_set, self.id_set, self.key, pool)
+        try:
+            # the gzip is inflated by ISA-L in a reader thread; this thread cuts the text into blocks of whole
+            # lines, and parser threads parse, filter and convert the blocks in parallel (Arrow releases the GIL)
+            opener = open_gzip_threaded(path) if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+            with opener as raw, ThreadPoolExecutor(max_workers=PARSER_THREADS, thread_name_prefix="events") as pool_:
+                pending: deque[Future] = deque()
+                for text in _line_blocks(raw, self.block_size):
+                    pending.append(pool_.submit(_parse_block, text, *args))
+                    while len(pending) > 2 * PARSER_THREADS or (pending and pending[0].done()):  # bounded memory
+                        if (kept := self._collect(pending.popleft().result())) is not None:
+                            yield kept
+                    now = time.perf_counter()
+                    if now - last >= self.progress_seconds:
+                        _progress(source, counts, start)
+                        last = now
+                while pending:
+                    if (kept := self._collect(pending.popleft().result())) is not None:
+                        yield kept
+        except (pa.ArrowInvalid, OSError, EOFError, ValueError) as exc:
+            raise MimicLayoutError(
+                f"could not read {path} (truncated or corrupt file? {counts.rows_read:,} rows read before the "
+                f"error): {exc}"
+            ) from exc
+        counts.seconds = time.perf_counter() - start
+        _progress(source, counts, start, final=True)
+        counts.check(path)
 
-    schema = pa.schema([(c, pa.timestamp("ns") if c == "charttime" else types[c]) for c in wanted])
-    table = pa.concat_tables(parts) if parts else schema.empty_table()
+
+def events_frame(table: pa.Table, source: str, counts: StreamCounts | None = None) -> pd.DataFrame:
+    """Kept rows of :class:`EventStream` as a pandas frame; rows whose charttime did not parse are dropped.
+
+    Args:
+        table: Tables yielded by :class:`EventStream` (one, or several concatenated).
+        source: Text of the ``source`` column (``chartevents`` / ``labevents``).
+        counts: Where the dropped unparseable charttimes are added (``rows_unparseable_charttime``).
+
+    Returns:
+        Columns subject_id, hadm_id, stay_id (Int64; NA where the table lacks the column, as labevents),
+        charttime (datetime64), itemid (int64), value (str or None; only an empty cell is missing, ``NA``
+        stays text), valuenum (float; NaN where empty), comments (str or None; only where the table has
+        the column: labevents), source.
+
+    A charttime that is not ``YYYY-MM-DD HH:MM:SS`` (or with ``T``, or without seconds) is such a drop.
+    """
     good = pc.is_valid(table["charttime"])
-    counts.rows_unparseable_charttime = table.num_rows - int(pc.sum(good).as_py() or 0)
-    if counts.rows_unparseable_charttime:
+    unparseable = table.num_rows - int(pc.sum(good).as_py() or 0)
+    if counts is not None:
+        counts.rows_unparseable_charttime += unparseable
+    if unparseable:
         table = table.filter(good)
     columns = {
         col: _nullable_ints(table[col]) if col in table.column_names else pd.array([pd.NA] * table.num_rows, "Int64")
@@ -345,8 +391,7 @@ def stream_events(
     if "comments" in table.column_names:
         columns["comments"] = table["comments"].to_pandas()
     columns["source"] = _constant_text(source, table.num_rows)
-    events = pd.DataFrame(columns, copy=False)  # the arrays above are the frame's own: no second copy
-    return events, counts
+    return pd.DataFrame(columns, copy=False)  # the arrays above are the frame's own: no second copy
 
 
 def _line_blocks(raw: BinaryIO, block_size: int) -> Iterator[bytes]:

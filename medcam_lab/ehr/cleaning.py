@@ -281,10 +281,11 @@ def clean_events(
         and ``clean_value`` (string read by the discretizer), then the derived GCS totals (new index
         values); ``counts = {"kept": n, "dropped": {"<variable>: <reason>": n}, "unknown_categories":
         {"<variable>: '<text>'": n}, "derived": {...}, "valuenum_fallback": {"<variable>": {"rows": n,
-        MASKED_USED or MASKED_IGNORED: k}}}`` (only variables with masked values; ``rows`` = every row of
-        the variable); reasons ``empty value``, ``non-numeric value``, ``not finite``, ``unrecognised
-        value``, ``unknown category``, ``out of range [low, high]``, ``empty value, result only in comments``
-        (labevents rows with a ``comments`` column), ``value '<text>': dropped, valuenum
+        MASKED_USED or MASKED_IGNORED: k}}, "rows_per_variable": {"<variable>": n}}`` (``valuenum_fallback``
+        only for variables with masked values; ``rows`` = every row of the variable; ``rows_per_variable``
+        for every mapped variable); reasons ``empty value``, ``non-numeric value``, ``not finite``,
+        ``unrecognised value``, ``unknown category``, ``out of range [low, high]``, ``empty value, result
+        only in comments`` (labevents rows with a ``comments`` column), ``value '<text>': dropped, valuenum
         ignored as in the reference`` (masked values, medfuse) and the key ``"(unmapped): unknown itemid"``.
 
     Shape:
@@ -392,6 +393,10 @@ def clean_events(
         "unknown_categories": dict(sorted(unknown_categories.items())),
         "derived": {},
         "valuenum_fallback": dict(sorted(masked_rows.items())),
+        "rows_per_variable": {
+            str(var): int(n)
+            for var, n in zip(var_names, np.bincount(var_codes[var_codes >= 0], minlength=len(var_names)), strict=True)
+        },
     }
     if switches.derive_gcs_total and switches.canonical_gcs:
         derived, counts["derived"] = derive_gcs_total(kept, by)
