@@ -19,7 +19,10 @@ Prints one JSON line per child and a summary line with the per-image cost and an
 such) to 10⁴ and to 377,110 images (MIMIC-CXR-JPG). Usage:
 
     PYTHONPATH=$PWD python benchmarks/bench_image_cache.py              # 200 images, about 2 minutes on 2 cores
-    PYTHONPATH=$PWD python benchmarks/bench_image_cache.py --n 10000    # the size of the scale target (~50 GB)
+    PYTHONPATH=$PWD python benchmarks/bench_image_cache.py --n 10000    # the size of the scale target (~41 GB)
+    # 10⁴ paths over 400 distinct files (hard links, 1.6 GB): every path read and decoded, the files mostly
+    # from the page cache; streaming build only
+    PYTHONPATH=$PWD python benchmarks/bench_image_cache.py --n 10000 --distinct 400 --streaming-only
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ from PIL import Image
 
 FULL_SIZE = (2544, 3056)  # (height, width) of a typical MIMIC-CXR-JPG file
 MIMIC_CXR_JPG = 377_110
+
+
+def linked_paths(distinct: list[Path], n: int, directory: Path) -> list[Path]:
+    """``n`` paths, hard links to the ``distinct`` files in turn (JPEG/PNG alternation kept: even count)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        source = distinct[i % len(distinct)]
+        path = directory / f"cxr_{i:05d}{source.suffix}"
+        if not path.exists():
+            os.link(source, path)
+        paths.append(path)
+    return paths
 
 
 def generate_images(directory: Path, n: int, seed: int = 0) -> list[Path]:
@@ -111,7 +127,7 @@ def child(spec: dict) -> None:
     """One build in this (fresh) process; prints its measurements as JSON."""
     from medcam_lab.data.image_cache import build_image_cache
 
-    paths = [Path(p) for p in spec["paths"]]
+    paths = [Path(p) for p in json.loads(Path(spec["paths_file"]).read_text())]
     out = Path(spec["out"])
     start_rss = peak_rss_mib()
     t0 = time.perf_counter()
@@ -139,11 +155,18 @@ def child(spec: dict) -> None:
 
 
 def run_child(spec: dict) -> dict:
+    """One build in a fresh interpreter; the paths go through a file (10⁴ of them exceed one argument's limit)."""
+    spec = dict(spec)
+    paths_file = Path(spec["out"] + ".paths.json")
+    paths_file.parent.mkdir(parents=True, exist_ok=True)
+    paths_file.write_text(json.dumps(spec.pop("paths")))
+    spec["paths_file"] = str(paths_file)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env, check=True,
                           capture_output=True, text=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    paths_file.unlink()
     print(json.dumps(result), flush=True)
     return result
 
@@ -166,13 +189,24 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="side of the cached images")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--workdir", default="/tmp/medcam_bench_images", help="where the generated images are kept")
+    parser.add_argument("--distinct", type=int, default=0,
+                        help="generate this many distinct images (even) and reach --n with hard links to them "
+                             "(0: --n distinct images); each path is still read and decoded")
+    parser.add_argument("--streaming-only", action="store_true",
+                        help="only the streaming build at --n and --n/4 (no in-memory build, no processes)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child))
         return
     t0 = time.perf_counter()
-    paths = [str(p) for p in generate_images(Path(args.workdir) / f"{FULL_SIZE[0]}x{FULL_SIZE[1]}", args.n)]
+    distinct = args.distinct or args.n
+    if distinct % 2 or distinct > args.n:
+        raise SystemExit("--distinct must be even and at most --n")
+    files = generate_images(Path(args.workdir) / f"{FULL_SIZE[0]}x{FULL_SIZE[1]}", distinct)
+    if distinct < args.n:
+        files = linked_paths(files, args.n, Path(args.workdir) / f"links_{args.n}_of_{distinct}")
+    paths = [str(p) for p in files]
     generation_s = time.perf_counter() - t0
     mean_mb = {ext: round(float(np.mean([os.path.getsize(p) for p in paths if p.endswith(ext)])) / 2**20, 2)
                for ext in (".jpg", ".png")}
@@ -191,20 +225,25 @@ def main() -> None:
         for subset in (quarter, paths):  # which method goes first alternates
             order = ("streaming", "in-memory") if subset is quarter else ("in-memory", "streaming")
             for method in order:
-                build(method, "threads", args.workers, subset)
-        for workers in sorted({1, args.workers}):
+                if method == "streaming" or not args.streaming_only:
+                    build(method, "threads", args.workers, subset)
+        for workers in sorted({1, args.workers}) if not args.streaming_only else ():
             for parallel in ("threads", "processes"):
                 build("streaming", parallel, workers, paths)
     full = {r["method"]: r for r in results if r["images"] == len(paths) and r["parallel"] == "threads"
             and r["workers"] == args.workers}
     small = {r["method"]: r for r in results if r["images"] == len(quarter)}
-    assert full["streaming"]["sha256"] == full["in-memory"]["sha256"], "the two builds wrote different caches"
-    assert small["streaming"]["sha256"] == small["in-memory"]["sha256"], "the two builds wrote different caches"
+    methods = ("streaming",) if args.streaming_only else ("streaming", "in-memory")
+    if not args.streaming_only:
+        assert full["streaming"]["sha256"] == full["in-memory"]["sha256"], "the two builds wrote different caches"
+        assert small["streaming"]["sha256"] == small["in-memory"]["sha256"], "the two builds wrote different caches"
     summary = {"figure": "image cache", "machine": platform.machine(), "cpu_count": os.cpu_count(),
                "load_average_1min": round(os.getloadavg()[0], 2), "image_px": list(FULL_SIZE), "mean_mb": mean_mb,
                "generation_s": round(generation_s, 1), "workers": args.workers, "cache_size": args.size,
-               "byte_identical": True, "extrapolation (linear in images, measured per-image numbers)": {}}
-    for method in ("streaming", "in-memory"):
+               "distinct_files": distinct, "paths": args.n,
+               "byte_identical": not args.streaming_only or "not checked (streaming only)",
+               "extrapolation (linear in images, measured per-image numbers)": {}}
+    for method in methods:
         summary["extrapolation (linear in images, measured per-image numbers)"][method] = extrapolate(
             full[method], small[method], args.workers)
     summary["in-memory list by arithmetic, GiB at 377,110 images"] = round(MIMIC_CXR_JPG * args.size ** 2 / 2**30, 1)

@@ -565,7 +565,7 @@ class PrepareImagesConfig:
         merge: VinDr-CXR rule over the radiologists' labels: ``union``, ``majority`` or ``all``.
         split_lists: NIH: a folder with one's own ``train.txt``, ``val.txt``, ``test.txt`` (one Image Index per
             line) used instead of the shipped BenchX split; empty = BenchX.
-        num_threads: threads decoding and resizing images for the cache.
+        num_threads: threads decoding and resizing images for the cache; 0 = every core this process may use.
     """
 
     dataset: str = "nih"
@@ -577,4 +577,4 @@ class PrepareImagesConfig:
     frontal_only: bool = True
     merge: str = "union"
     split_lists: str = ""
-    num_threads: int = 2
+    num_threads: int = 0

@@ -77,7 +77,7 @@ def _decoder(name: str) -> Callable[[Path], np.ndarray] | None:
     return _read_vindr_image
 
 
-def prepare_image_dataset(name: str, root: str | Path, out: str | Path, image_size: int, num_threads: int = 2,
+def prepare_image_dataset(name: str, root: str | Path, out: str | Path, image_size: int, num_threads: int = 0,
                           **policy: Any) -> dict:
     """Write the prepared directory of dataset ``name`` (see the module docstring); returns the report.
 
@@ -86,6 +86,7 @@ def prepare_image_dataset(name: str, root: str | Path, out: str | Path, image_si
         root: the dataset's raw root (the layout its dataset class reads).
         out: directory to write.
         image_size: side S of the cached square images.
+        num_threads: decoding threads; 0 = every core this process may use.
         **policy: dataset-class options: CheXpert ``uncertain``, ``blank``, ``frontal_only``; VinDr ``merge``.
 
     Raises:
