@@ -186,7 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, nargs=3, default=[100, 400, 1600])
     parser.add_argument("--vitals-per-hour", type=float, default=13.0)
-    parser.add_argument("--partition-events", type=int, default=1_000_000)
+    parser.add_argument("--partition-events", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=3, help="extraction rounds on the largest size")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/medcam_bench_prepare"))
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -7,7 +7,10 @@ Steps (each count is written to ``report.json``):
 2. Frontal CXRs (``views``) whose study has a CheXpert label row, taken during a kept stay
    (intime ≤ StudyDateTime ≤ outtime). One pair per image.
 3. The 17 variables streamed from ``chartevents``/``labevents`` (every row read is counted; a truncated
-   file is an error), events outside their ICU stay and exact duplicates dropped and counted, cleaned in
+   file is an error) and spilled to disk by a hash of ``stay_id`` (:mod:`medcam_lab.data.event_spill`);
+   then, a partition of at most ``partition_events`` rows at a time (memory bounded whatever the input
+   size; the outputs do not depend on the partitioning): events outside their ICU stay and exact
+   duplicates dropped and counted, cleaned in
    the ``compat`` mode (:mod:`medcam_lab.ehr.cleaning`: ``medfuse`` = the reference, ``clean`` = the
    switches of :class:`~medcam_lab.ehr.switches.CleanSwitches`), unknown category strings and
    out-of-range values dropped and counted, one value per (stay, charttime, variable).
@@ -30,6 +33,10 @@ Cohort directory:
     report.json / report.md   counts after every filter, drops by reason and variable, unknown category
                           strings, label prevalence per split, MIMIC-IV / MIMIC-CXR / medcam_lab versions
     config.json / run_info.json   resolved config, git revision, package versions
+
+``pairs.parquet`` is written last, in one step: a run that fails (bad input, full disk) leaves no
+directory that opens as a cohort; a rerun into the same directory replaces the cohort (the image cache
+resumes where a killed run stopped).
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ import pyarrow.compute as pc
 from medcam_lab import __version__
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
 from medcam_lab.data import mimic_cxr, mimic_iv
-from medcam_lab.data.event_spill import EventSpill, bucket_of, stay_ids_of_labs
+from medcam_lab.data.event_spill import EventSpill, bucket_of, buckets_for, estimated_rows, stay_ids_of_labs
 from medcam_lab.data.image_cache import build_image_cache
 from medcam_lab.data.report import CohortReport
 from medcam_lab.data.splits import patient_split
@@ -162,8 +169,8 @@ def spill_events(
                 table = table.filter(good)
             ids = table["stay_id"] if key == "stay_id" else stay_ids_of_labs(table["hadm_id"], hadm_of_stay, stay_ids)
             spill.add(source, table, ids)
+        spill.finish(source)
         all_counts.append(counts)
-    spill.finish()
     for c in all_counts:
         report.step(f"{c.source}: rows read", c.rows_read)
         report.step(f"{c.source}: rows of the 17 variables' item ids", c.rows_read - c.rows_other_items)
@@ -355,10 +362,12 @@ def build_episodes(
     discretizer = make_discretizer(cfg)
     tally = CleaningTally()
     episodes: dict[int, np.ndarray] = {}
-    with EventSpill(spill_dir) as spill:
+    n_buckets = buckets_for(estimated_rows(layout.chartevents) + estimated_rows(layout.labevents), cfg.partition_events)
+    with EventSpill(spill_dir, n_buckets=n_buckets) as spill:
         schemas = spill_events(layout, stays, cfg, report, spill)
         groups = spill.groups(cfg.partition_events)
-        report.info["event_spill"] = {"partitions": len(groups), "bytes_on_disk": spill.disk_bytes(),
+        report.info["event_spill"] = {"buckets": spill.n_buckets, "partitions": len(groups),
+                                      "bytes_on_disk": spill.disk_bytes(),
                                       "largest_partition_rows": max((spill.row_count(g) for g in groups), default=0)}
         bucket = pd.Series(bucket_of(stays["stay_id"].to_numpy(), spill.n_buckets), index=stays.index)
         pair_bucket = bucket_of(pairs["stay_id"].to_numpy(), spill.n_buckets)

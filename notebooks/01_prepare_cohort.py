@@ -46,7 +46,7 @@ seed: int = 0  # split seed
 uncertain_policy: str = "zeros"  # CheXpert -1 → zeros / ones / ignore
 blank_policy: str = "zeros"  # blank label → zeros / ignore
 image_cache_size: int = 256  # side of the cached square images
-partition_events: int = 1_000_000  # most event rows cleaned at once (memory ~1 GB per million)
+partition_events: int = 500_000  # most event rows cleaned at once (peak memory ~0.85 GB)
 spill_dir: str = ""  # where the spilled events go while preparing (empty: inside out)
 
 # %%

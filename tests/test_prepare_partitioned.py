@@ -48,7 +48,8 @@ def test_many_partitions_give_the_same_cohort_as_one(tiny_raw, tmp_path, compat)
     for name in ("ehr_values.npy", "normalizer.json", "ehr_columns.json", "images_uint8.npy"):
         assert (tmp_path / "many" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
     for name in ("pairs.parquet", "labels_raw.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "many" / name), pd.read_parquet(tmp_path / "one" / name))
+        many_frame, one_frame = (pd.read_parquet(tmp_path / run / name) for run in ("many", "one"))
+        pd.testing.assert_frame_equal(many_frame, one_frame)
     assert not (tmp_path / "many" / ".event_spill").exists()
     # the report's counts are the real ones: every chart row read is accounted for
     files = many["event_files"]["chartevents"]
@@ -96,7 +97,29 @@ def test_cli_takes_the_partition_flags(tiny_raw, tmp_path):
     assert main(argv) == 0
     report = json.loads((tmp_path / "c" / "report.json").read_text())
     assert report["event_spill"]["partitions"] > 1
-    assert report["event_spill"]["largest_partition_rows"] <= 5000 or report["event_spill"]["partitions"] == 64
+    assert report["event_spill"]["buckets"] >= 64
+
+
+def test_bucket_count_grows_with_the_input_to_keep_partitions_small():
+    assert event_spill.buckets_for(250_000, 500_000) == 64  # the floor
+    assert event_spill.buckets_for(432_000_000, 500_000) == 1024  # all of MIMIC-IV v2.2: the cap
+    n = event_spill.buckets_for(40_000_000, 500_000)
+    assert n == 256 and 40_000_000 / n <= 500_000  # a power of two with room for the hash's unevenness
+    assert event_spill.buckets_for(10**12, 1) == event_spill.MAX_BUCKETS
+
+
+def test_row_estimate_from_the_file_size_is_an_upper_bound(tiny_raw):
+    path = tiny_raw / "mimic-iv" / "icu" / "chartevents.csv.gz"
+    rows = len(pd.read_csv(path, usecols=["itemid"]))
+    assert rows <= event_spill.estimated_rows(path) < 3 * rows
+
+
+def test_too_few_open_files_allowed_is_a_clear_error(monkeypatch):
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _kind: (256, 512))
+    with pytest.raises(OSError, match="needs 1280 open files but the limit is 512"):
+        event_spill._ensure_open_files(1280)
 
 
 def test_bucket_of_is_a_deterministic_spread_hash():

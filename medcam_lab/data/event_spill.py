@@ -27,7 +27,10 @@ import pyarrow.parquet as pq
 
 log = logging.getLogger("medcam_lab")
 N_BUCKETS = 64
-"""Files per source; a group is one or more whole buckets, so this bounds how finely memory is split."""
+"""Fewest files per source; a group is one or more whole buckets, so buckets bound how finely memory is split."""
+MAX_BUCKETS = 1024
+"""Most files per source (all open while the source is read): 1,024 × 500,000 rows covers every row of
+MIMIC-IV v2.2 (432 million) in partitions of at most about half a million rows."""
 BUFFER_ROWS = 1_000_000
 """Rows held in memory before they are sorted into buckets and appended to the files."""
 _BUCKET = "__bucket"
@@ -37,6 +40,22 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: consecutive ids sp
 
 class SpillError(OSError):
     """The spill directory could not be written (e.g. the disk is full)."""
+
+
+def buckets_for(estimated_rows: int, partition_events: int) -> int:
+    """Buckets enough for partitions of about ``partition_events`` rows out of ``estimated_rows``.
+
+    A power of two from :data:`N_BUCKETS` to :data:`MAX_BUCKETS`; an overestimate only makes the files
+    smaller (a group gathers consecutive buckets up to ``partition_events`` rows).
+    """
+    wanted = 2 * max(1, estimated_rows) / max(1, partition_events)  # twice: the hash spreads stays unevenly
+    return int(min(MAX_BUCKETS, max(N_BUCKETS, 2 ** int(np.ceil(np.log2(wanted))))))
+
+
+def estimated_rows(path: str | Path) -> int:
+    """An upper estimate of the rows of an events file from its size (MIMIC-IV's gzip: about 10 bytes per row)."""
+    size = Path(path).stat().st_size
+    return size // 8 if str(path).endswith(".gz") else size // 60
 
 
 def bucket_of(stay_ids: np.ndarray, n_buckets: int = N_BUCKETS) -> np.ndarray:
@@ -74,6 +93,7 @@ class EventSpill:
         self._writers: dict[tuple[str, int], pq.ParquetWriter] = {}
 
     def __enter__(self) -> EventSpill:
+        _ensure_open_files(self.n_buckets + 256)
         if self.directory.exists():
             foreign = [p.name for p in self.directory.iterdir() if not _SPILL_FILE.fullmatch(p.name)]
             if foreign:
@@ -113,13 +133,17 @@ class EventSpill:
         if self._buffered[source] >= self.buffer_rows:
             self._flush(source)
 
-    def finish(self) -> None:
-        """Write what is buffered and close the files (call once, after the last :meth:`add`)."""
-        for source in self._buffer:
-            self._flush(source)
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
+    def finish(self, source: str | None = None) -> None:
+        """Write what is buffered and close the files, of ``source`` or of every source (after its last :meth:`add`).
+
+        Finishing each source once its file is read keeps at most ``n_buckets`` files open at a time.
+        """
+        for name in [source] if source is not None else list(self._buffer):
+            if name not in self._buffer:
+                continue
+            self._flush(name)
+            for key in [k for k in self._writers if k[0] == name]:
+                self._writers.pop(key).close()
 
     def _flush(self, source: str) -> None:
         parts = self._buffer[source]
@@ -200,6 +224,21 @@ class EventSpill:
     def disk_bytes(self) -> int:
         """Bytes the spill files take on disk."""
         return sum(p.stat().st_size for p in self.directory.glob("*.parquet"))
+
+
+def _ensure_open_files(needed: int) -> None:
+    """Raise the soft limit of open files to ``needed`` if it is lower (up to the hard limit), else say why not."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX: nothing to check
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise OSError(errno.EMFILE, f"the event spill needs {needed} open files but the limit is {hard} "
+                      "(ulimit -n): raise it, or set a larger partition_events (fewer buckets)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def stay_ids_of_labs(
