@@ -11,6 +11,8 @@ encoder (which shows what alignment put into the representation itself), on the 
 split and on the OOD set, with bootstrap CIs and the paired-bootstrap CI of the difference. Label
 efficiency: both arms fine-tuned on shares of the training labels (``label_fractions``) over ``seeds``, pooled
 intervals, the paired difference and ``label_efficiency.{png,html}``.
+Every run after pretraining uses one torch thread, and the runs go side by side, one per core
+(:mod:`medcam_lab.demo_jobs`): their numbers do not depend on the machine's core count.
 Writes ``results.json`` and ``report.md``. The generated
 cohort proves the mechanism (every code path, and whether EHR alignment transfers planted information),
 not the paper's numbers.
@@ -30,7 +32,9 @@ from medcam_lab.config import (
     PrepareConfig,
     PretrainConfig,
 )
+from medcam_lab.demo_jobs import Job, run_jobs
 from medcam_lab.runinfo import write_json_atomic, write_run_info
+from medcam_lab.synth.image_jobs import available_cores
 
 log = logging.getLogger("medcam_lab")
 
@@ -85,30 +89,38 @@ def run_demo(cfg: DemoConfig) -> dict:
     ali = AlignConfig(cohort=prep.out, out=str(out / "align"), encoder=cfg.encoder, weights=str(pretrained),
                       image_size=cfg.image_size, proj_dim=128, ehr_hidden=128, epochs=cfg.align_epochs,
                       batch_size=32, lr=cfg.align_lr, backbone_mode=cfg.align_backbone_mode, seed=cfg.seed)
-    adapted = timed("align", align, ali)
 
-    weights = {"image_only": str(pretrained), "medcam": str(adapted)}
+    # every run after pretraining: one torch thread each, side by side (medcam_lab.demo_jobs)
     sources = {"mimic": (prep.out, "cohort"), "nih": (str(out / "nih"), "nih")}
-    results: dict = {"arms": ARMS, "datasets": DATASETS, "protocols": PROTOCOLS, "metrics": {}, "differences": {}}
-    main_runs: dict[str, dict[str, dict[str, Path]]] = {}
+    jobs = [Job("align", align, (ali,))]
     for protocol in PROTOCOLS:
         for ds, (path, kind) in sources.items():
-            predictions = {}
-            for arm, w in weights.items():
-                ft = _finetune_config(cfg, path, kind, out / protocol / arm / ds, w, protocol)
-                predictions[arm] = timed(f"{protocol} {arm} {ds}", finetune, ft)
-                ev = EvaluateConfig(predictions=str(predictions[arm]), out=str(Path(ft.out) / "evaluation"),
+            for arm in ARMS:
+                def args(w, done, path=path, kind=kind, arm=arm, ds=ds, protocol=protocol):
+                    return (_finetune_config(cfg, path, kind, out / protocol / arm / ds, w, protocol),)
+                jobs.append(_arm_job(f"{protocol} {arm} {ds}", arm, finetune, str(pretrained), (), args))
+    if cfg.label_fractions:
+        jobs += label_efficiency_jobs(cfg, out, prep.out, str(pretrained))
+    t0 = time.perf_counter()
+    lanes = available_cores()
+    runs, seconds = run_jobs(_by_priority(jobs), lanes)
+    timings.update(seconds)
+    timings[f"training runs ({lanes} side by side)"] = round(time.perf_counter() - t0, 1)
+
+    results: dict = {"arms": ARMS, "datasets": DATASETS, "protocols": PROTOCOLS, "metrics": {}, "differences": {}}
+    for protocol in PROTOCOLS:
+        for ds in sources:
+            predictions = {arm: runs[f"{protocol} {arm} {ds}"] for arm in ARMS}
+            for arm in ARMS:
+                ev = EvaluateConfig(predictions=str(predictions[arm]),
+                                    out=str(Path(predictions[arm]).parent / "evaluation"),
                                     n_resamples=cfg.n_resamples, seed=cfg.seed)
                 results["metrics"].setdefault(protocol, {}).setdefault(ds, {})[arm] = evaluate_predictions(ev)
-            main_runs.setdefault(protocol, {})[ds] = predictions
             results["differences"].setdefault(protocol, {})[ds] = compare_predictions(
                 predictions["medcam"], predictions["image_only"], n_resamples=cfg.n_resamples, seed=cfg.seed
             )
     if cfg.label_fractions:
-        t0 = time.perf_counter()
-        log.info("== label efficiency")
-        results["label_efficiency"] = label_efficiency(cfg, out, prep.out, weights, main_runs["finetune"]["mimic"])
-        timings["label efficiency"] = round(time.perf_counter() - t0, 1)
+        results["label_efficiency"] = label_efficiency(cfg, out, runs)
     timings["total"] = round(time.perf_counter() - t_start, 1)
     results["timings_s"] = timings
     results["cohort_counts"] = {s["step"]: s["count"] for s in cohort_report["steps"]}
@@ -129,31 +141,68 @@ def _finetune_config(cfg: DemoConfig, data: str, kind: str, out: Path, weights: 
                           eval_every=2, patience=5, seed=cfg.seed, **changes)
 
 
-def label_efficiency(cfg: DemoConfig, out: Path, cohort: str, weights: dict[str, str],
-                     main_predictions: dict[str, Path]) -> dict:
+def _arm_job(name: str, arm: str, fn, pretrained: str, after: tuple[str, ...], args) -> Job:
+    """A run of one arm, ``fn(*args(weights, done))``: the image-only arm starts from ``pretrained``, MedCAM from
+    alignment's result; ``done`` holds the results of the jobs named in ``after``."""
+    if arm == "medcam":
+        return Job(name, fn, after=("align", *after), prepare=lambda done: args(str(done["align"]), done))
+    return Job(name, fn, after=after, prepare=lambda done: args(pretrained, done))
+
+
+def _le_name(arm: str, fraction: float) -> str:
+    return f"label efficiency {arm} {float(fraction):g}"
+
+
+def label_efficiency_jobs(cfg: DemoConfig, out: Path, cohort: str, pretrained: str) -> list[Job]:
     """Both arms fine-tuned on each of ``cfg.label_fractions`` of the MIMIC-shaped training patients, once per
-    seed of ``cfg.seeds``; macro AUROC/AUPRC pooled over seeds and test rows, MedCAM − image-only paired by seed;
-    the figure under ``out``. The main table's run is reused for 100 % and ``cfg.seed`` when that is the
-    first seed (it searched the lr grid, as the first seed of every fraction does)."""
-    from medcam_lab.evaluation import describe_label_efficiency, label_efficiency_curve
+    seed of ``cfg.seeds``. The main table's run is reused for 100 % and ``cfg.seed`` when that is the first seed
+    (it searched the lr grid, as the first seed of every fraction does)."""
     from medcam_lab.training.finetune import finetune_seeds
+
+    seeds = tuple(cfg.seeds) or (cfg.seed,)
+    jobs = []
+    for fraction in cfg.label_fractions:
+        for arm in ARMS:
+            main = f"finetune {arm} mimic"
+            reuse = float(fraction) == 1.0 and seeds[0] == cfg.seed
+
+            def args(w, done, arm=arm, fraction=fraction, main=main, reuse=reuse):
+                ft = _finetune_config(cfg, cohort, "cohort", out / "label_efficiency" / arm / f"fraction_{fraction:g}",
+                                      w, "finetune", label_fraction=float(fraction), seeds=seeds, select_lr_once=True)
+                return ft, None, ({cfg.seed: done[main]} if reuse else None)
+            jobs.append(_arm_job(_le_name(arm, fraction), arm, finetune_seeds, pretrained, (main,) if reuse else (),
+                                 args))
+    return jobs
+
+
+def _by_priority(jobs: list[Job]) -> list[Job]:
+    """Longest chains first: alignment, the main MIMIC fine-tunings (MedCAM's first: it waits for alignment;
+    the label-efficiency runs at 100 % wait for them), those runs, the NIH fine-tunings, the other
+    label-efficiency runs, then the linear probes (a few seconds each)."""
+    head = ["align", *(f"finetune {arm} mimic" for arm in ("medcam", "image_only")),
+            *(_le_name(arm, 1.0) for arm in ("medcam", "image_only")),
+            *(f"finetune {arm} nih" for arm in ("medcam", "image_only"))]
+    rank = {name: i for i, name in enumerate(head)}
+    later = [j for j in jobs if j.name not in rank]
+    return sorted((j for j in jobs if j.name in rank), key=lambda j: rank[j.name]) + \
+        sorted(later, key=lambda j: j.name.startswith("linear_probe"))
+
+
+def label_efficiency(cfg: DemoConfig, out: Path, runs: dict) -> dict:
+    """Macro AUROC/AUPRC of :func:`label_efficiency_jobs`' runs pooled over seeds and test rows, MedCAM −
+    image-only paired by seed; the figure under ``out``."""
+    from medcam_lab.evaluation import describe_label_efficiency, label_efficiency_curve
     from medcam_lab.viz.label_efficiency import save_label_efficiency_figure
 
     seeds = tuple(cfg.seeds) or (cfg.seed,)
-    runs: dict[float, dict[str, dict[int, Path]]] = {}
-    for fraction in cfg.label_fractions:
-        for arm, w in weights.items():
-            ft = _finetune_config(cfg, cohort, "cohort", out / "label_efficiency" / arm / f"fraction_{fraction:g}", w,
-                                  "finetune", label_fraction=float(fraction), seeds=seeds, select_lr_once=True)
-            reuse = {cfg.seed: main_predictions[arm]} if float(fraction) == 1.0 and seeds[0] == cfg.seed else None
-            runs.setdefault(float(fraction), {})[arm] = finetune_seeds(ft, existing=reuse)
-    curve = label_efficiency_curve(runs, compare=("medcam", "image_only"), n_resamples=cfg.n_resamples,
+    by_fraction = {float(f): {arm: runs[_le_name(arm, f)] for arm in ARMS} for f in cfg.label_fractions}
+    curve = label_efficiency_curve(by_fraction, compare=("medcam", "image_only"), n_resamples=cfg.n_resamples,
                                    seed=cfg.seed)
     figure = save_label_efficiency_figure({DATASETS["mimic"]: curve}, ARMS, out,
                                           title="label efficiency: fine-tuned, MIMIC-shaped test split")
     return {"dataset": "mimic", "protocol": "finetune", "seeds": list(seeds), "curve": curve, "figure": figure,
             "runs": {str(f): {arm: {str(s): str(p) for s, p in by_seed.items()} for arm, by_seed in by_arm.items()}
-                     for f, by_arm in runs.items()},
+                     for f, by_arm in by_fraction.items()},
             "summary": describe_label_efficiency(curve, ARMS)}
 
 
@@ -204,7 +253,8 @@ def render_report(results: dict, cfg: DemoConfig) -> str:
             lines += ["", f"Labels skipped (one class in the test split): {skipped}"]
     if "label_efficiency" in results:
         lines += render_label_efficiency(results["label_efficiency"])
-    lines += ["", "Stage timings (s): " + ", ".join(f"{k} {v}" for k, v in results["timings_s"].items()), ""]
+    lines += ["", "Stage timings (s; the runs after pretraining side by side, one thread each): "
+              + ", ".join(f"{k} {v}" for k, v in results["timings_s"].items()), ""]
     return "\n".join(lines)
 
 

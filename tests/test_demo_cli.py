@@ -8,12 +8,41 @@ import pytest
 
 from medcam_lab.cli import main
 
+TINY = ["--patients", "60", "--image-size", "32", "--pretrain-epochs", "1", "--align-epochs", "1",
+        "--finetune-epochs", "2", "--lr-grid", "0.001", "--n-resamples", "50"]
 
-def test_demo_end_to_end(tmp_path):
+
+@pytest.fixture(scope="module")
+def demo_two_lanes(tmp_path_factory: pytest.TempPathFactory):
+    from medcam_lab import demo
+
+    out = tmp_path_factory.mktemp("demo2") / "demo"
+    demo_cores, demo.available_cores = demo.available_cores, lambda: 2
+    try:
+        assert main(["demo", "--out", str(out), *TINY]) == 0
+    finally:
+        demo.available_cores = demo_cores
+    return out
+
+
+def _tables(report: str) -> str:
+    return "\n".join(line for line in report.splitlines() if not line.startswith("Stage timings"))
+
+
+def test_demo_numbers_do_not_depend_on_the_number_of_lanes(demo_two_lanes, tmp_path, monkeypatch):
+    from medcam_lab import demo
+
+    monkeypatch.setattr(demo, "available_cores", lambda: 1)
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--patients", "60", "--image-size", "32", "--pretrain-epochs", "1",
-            "--align-epochs", "1", "--finetune-epochs", "2", "--lr-grid", "0.001", "--n-resamples", "50"]
-    assert main(argv) == 0
+    assert main(["demo", "--out", str(out), *TINY]) == 0
+    one = (out / "report.md").read_text().replace(str(out), "OUT")
+    two = (demo_two_lanes / "report.md").read_text().replace(str(demo_two_lanes), "OUT")
+    assert _tables(one) == _tables(two)
+    assert "training runs (1 side by side)" in one and "training runs (2 side by side)" in two
+
+
+def test_demo_end_to_end(demo_two_lanes):
+    out = demo_two_lanes
     results = json.loads((out / "results.json").read_text())
     for protocol, ds in [(p, d) for p in ("finetune", "linear_probe") for d in ("mimic", "nih")]:
         for arm in ("image_only", "medcam"):

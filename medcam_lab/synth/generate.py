@@ -103,7 +103,8 @@ def _frontal_in_stay(metadata: pd.DataFrame, icustays: pd.DataFrame) -> tuple[in
     return int(frontal["dicom_id"].nunique()), int(inside["study_id"].nunique())
 
 
-def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) -> dict:  # noqa: B008 (frozen)
+def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  # noqa: B008 (frozen)
+                    workers: int | None = None) -> dict:
     """Write the synthetic cohort under ``out_dir`` and return its manifest.
 
     Layout: ``mimic-iv/`` (v2.2+ hosp/ and icu/ gzip CSVs), ``mimic-cxr-jpg/`` (v2.0.0 metadata,
@@ -117,6 +118,8 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
     Args:
         out_dir: target directory; must be empty, absent, or a previous synthetic cohort (replaced).
         config: what to generate.
+        workers: processes that render and encode the images (``None``: one per available core; 1: this
+            process alone). The files are identical for any number; it is not part of the manifest.
     """
     out = Path(out_dir)
     _prepare_out_dir(out)
@@ -266,9 +269,11 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig()) ->
         write_csv_gz(frame, out / paths[key])
 
     n_written = (
-        CXR.write_images(cxr_root, patients, studies, config, missing, corrupt) if config.write_images else 0
+        CXR.write_images(cxr_root, patients, studies, config, missing, corrupt, workers)
+        if config.write_images
+        else 0
     )
-    nih_counts = generate_nih(nih_root, config) if config.n_ood_patients > 0 else {"images": 0}
+    nih_counts = generate_nih(nih_root, config, workers) if config.n_ood_patients > 0 else {"images": 0}
     if config.n_ood_patients == 0:
         for key in ("nih_data_entry", "nih_images", "nih_train_val_list", "nih_test_list"):
             paths.pop(key)

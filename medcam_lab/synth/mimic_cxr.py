@@ -8,17 +8,16 @@ report labeller of :mod:`medcam_lab.synth.latent`; images from :mod:`medcam_lab.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image as PILImage
 
 from medcam_lab.synth import latent as L
 from medcam_lab.synth import render as R
 from medcam_lab.synth.config import SynthConfig
+from medcam_lab.synth.image_jobs import ImageJob, write_image_jobs
 from medcam_lab.synth.mimic_iv import HOUR, Patient, Stay, patient_rng
 
 METADATA_COLUMNS = [
@@ -200,23 +199,16 @@ def draw_studies(config: SynthConfig, patient: Patient, used_study_ids: set[int]
     return studies
 
 
-def render_study_image(patient: Patient, study: Study, image: CxrImage, gain: float) -> np.ndarray:
-    """Pixels (uint8, rows x cols) of one image of a study."""
+def image_job(path: Path, patient: Patient, study: Study, image: CxrImage, config: SynthConfig,
+              truncate: bool = False) -> ImageJob:
+    """What :mod:`medcam_lab.synth.image_jobs` needs to render and write one image of a study as JPEG."""
     f = {key: float(study.intensity[L.FINDINGS.index(name)]) for key, name in RENDER_FROM_FINDING.items()}
-    layout = study.stay.layout if study.stay is not None else patient.ward_layout
-    size = (image.rows, image.cols)
-    if image.view in FRONTAL:
-        return R.render_frontal(
-            size, patient.anatomy, layout, f, study.devices, image.nuisance, gain, ap=image.view == "AP"
-        )
-    return R.render_lateral(size, patient.anatomy, f, study.devices, image.nuisance, gain)
-
-
-def jpeg_bytes(pixels: np.ndarray, quality: int) -> bytes:
-    """Encode 8-bit grayscale pixels as JPEG."""
-    buf = io.BytesIO()
-    PILImage.fromarray(pixels).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+    frontal = image.view in FRONTAL
+    return ImageJob(path=str(path), view="frontal" if frontal else "lateral", size=(image.rows, image.cols),
+                    anatomy=patient.anatomy,
+                    layout=(study.stay.layout if study.stay is not None else patient.ward_layout) if frontal else None,
+                    findings=f, devices=study.devices, nuisance=image.nuisance, gain=config.visual_gain,
+                    ap=image.view == "AP", image_format="JPEG", quality=config.jpeg_quality, truncate=truncate)
 
 
 def study_time_fields(time: int, millis: int) -> tuple[int, float]:
@@ -309,9 +301,11 @@ def write_images(
     config: SynthConfig,
     missing: set[str],
     corrupt: set[str],
+    workers: int | None = None,
 ) -> int:
-    """Render and write every JPG (except ``missing``; ``corrupt`` ones are truncated). Returns files written."""
-    written = 0
+    """Render and write every JPG (except ``missing``; ``corrupt`` ones are truncated) on ``workers`` processes
+    (see :func:`medcam_lab.synth.image_jobs.write_image_jobs`). Returns files written."""
+    jobs = []
     made: set[Path] = set()
     for p in patients:
         for s in studies[p.index]:
@@ -322,9 +316,5 @@ def write_images(
                 if path.parent not in made:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     made.add(path.parent)
-                data = jpeg_bytes(render_study_image(p, s, im, config.visual_gain), config.jpeg_quality)
-                if im.dicom_id in corrupt:
-                    data = data[: len(data) * 2 // 5]
-                path.write_bytes(data)
-                written += 1
-    return written
+                jobs.append(image_job(path, p, s, im, config, truncate=im.dicom_id in corrupt))
+    return write_image_jobs(jobs, workers)

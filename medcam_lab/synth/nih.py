@@ -10,16 +10,15 @@ follow-up>.png``, ``train_val_list.txt`` / ``test_list.txt`` (patient-level, abo
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image as PILImage
 
 from medcam_lab.synth import latent as L
 from medcam_lab.synth import render as R
 from medcam_lab.synth.config import SynthConfig
+from medcam_lab.synth.image_jobs import ImageJob, write_image_jobs
 from medcam_lab.synth.mimic_iv import patient_rng
 
 DATA_ENTRY_COLUMNS = [
@@ -37,11 +36,12 @@ DATA_ENTRY_COLUMNS = [
 ]
 
 
-def generate_nih(root: Path, config: SynthConfig) -> dict:
-    """Write the NIH-layout set under ``root``; returns counts for the manifest."""
+def generate_nih(root: Path, config: SynthConfig, workers: int | None = None) -> dict:
+    """Write the NIH-layout set under ``root``, its images on ``workers`` processes (see
+    :func:`medcam_lab.synth.image_jobs.write_image_jobs`); returns counts for the manifest."""
     images_dir = root / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    rows, train_val, test = [], [], []
+    rows, train_val, test, jobs = [], [], [], []
     for i in range(config.n_ood_patients):
         rng = patient_rng(config.seed, i, 4)
         pid = i + 1
@@ -75,19 +75,9 @@ def generate_nih(root: Path, config: SynthConfig) -> dict:
             nz = R.draw_nuisance(rng, 4, portable=False, domain="nih")
             name = f"{pid:08d}_{fu:03d}.png"
             if config.write_images:
-                pixels = R.render_frontal(
-                    config.ood_image_size,
-                    anatomy,
-                    layout,
-                    render,
-                    devices,
-                    nz,
-                    config.visual_gain,
-                    ap=view == "AP",
-                )
-                buf = io.BytesIO()
-                PILImage.fromarray(pixels).save(buf, format="PNG")
-                (images_dir / name).write_bytes(buf.getvalue())
+                jobs.append(ImageJob(path=str(images_dir / name), view="frontal", size=config.ood_image_size,
+                                     anatomy=anatomy, layout=layout, findings=render, devices=devices, nuisance=nz,
+                                     gain=config.visual_gain, ap=view == "AP", image_format="PNG"))
             rows.append(
                 {
                     "Image Index": name,
@@ -104,6 +94,7 @@ def generate_nih(root: Path, config: SynthConfig) -> dict:
                 }
             )
             (test if in_test else train_val).append(name)
+    write_image_jobs(jobs, workers)
     frame = pd.DataFrame(rows, columns=DATA_ENTRY_COLUMNS)
     frame.to_csv(root / "Data_Entry_2017.csv", index=False, lineterminator="\n")
     (root / "train_val_list.txt").write_text("".join(f"{n}\n" for n in train_val))
