@@ -64,7 +64,7 @@ class PrepareConfig:
         partition_events: most event rows cleaned and discretized at once; the kept events are spilled to disk
             by a hash of ``stay_id`` and processed a partition at a time, so peak memory is set by this, not by
             the size of MIMIC-IV (about 0.85 GB at 500,000; 1.2 GB at 1,000,000). The outputs do not depend on it.
-        spill_dir: where the spilled events go while ``prepare`` runs (about 10 bytes per kept row; removed
+        spill_dir: where the spilled events go while ``prepare`` runs (about 5 bytes per kept row; removed
             at the end); empty = inside ``out``.
     """
 

@@ -175,7 +175,7 @@ class EventSpill:
                 getattr(exc, "errno", None) or errno.EIO,
                 f"could not write the event spill under {self.directory}"
                 f"{' (disk full)' if full else ''}: {exc}; {free / 1e9:.1f} GB free there. The spill holds the "
-                "kept events of the paired stays (about 10 bytes per row); free space or set --spill-dir to "
+                "kept events of the paired stays (about 5 bytes per row); free space or set --spill-dir to "
                 "another disk",
             ) from exc
 
