@@ -414,6 +414,8 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     """Run the whole ``prepare`` pipeline and write the cohort directory; returns the report dict."""
     if cfg.compat not in COMPAT_MODES:
         raise ValueError(f"compat={cfg.compat!r}: use one of {COMPAT_MODES}")
+    if cfg.partition_events < 1:
+        raise ValueError(f"partition_events={cfg.partition_events}: must be at least 1 (rows cleaned at once)")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     marker = out / COMPLETE_MARKER

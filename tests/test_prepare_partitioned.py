@@ -187,3 +187,8 @@ def test_clean_events_counts_every_row_of_every_variable():
     _, counts = clean_events(events, compat="medfuse")
     expected = pd.Series([ITEMID_TO_VARIABLE.get(i) for i in items]).dropna().value_counts().to_dict()
     assert counts["rows_per_variable"] == expected
+
+
+def test_partition_size_below_one_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="partition_events=0"):
+        prepare_cohort(PrepareConfig(mimic_cxr="x", mimic_iv="y", out=str(tmp_path / "c"), partition_events=0))
