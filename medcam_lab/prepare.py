@@ -51,7 +51,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from medcam_lab import __version__
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
@@ -162,11 +161,7 @@ def spill_events(
         stream = mimic_iv.EventStream(path, itemids_of_table(mapping, source), keep, key, counts)
         schemas[source] = stream.schema
         for table in stream:
-            good = pc.is_valid(table["charttime"])
-            n_good = int(pc.sum(good).as_py() or 0)
-            counts.rows_unparseable_charttime += table.num_rows - n_good
-            if n_good < table.num_rows:
-                table = table.filter(good)
+            table = mimic_iv.drop_unparseable_times(table, counts)
             ids = table["stay_id"] if key == "stay_id" else stay_ids_of_labs(table["hadm_id"], hadm_of_stay, stay_ids)
             spill.add(source, table, ids)
         spill.finish(source)

@@ -34,7 +34,7 @@ MIMIC-IV v2.2 (432 million) in partitions of at most about half a million rows."
 BUFFER_ROWS = 1_000_000
 """Rows held in memory before they are sorted into buckets and appended to the files."""
 _BUCKET = "__bucket"
-_SPILL_FILE = re.compile(r"[a-z]+-\d{3}\.parquet")
+_SPILL_FILE = re.compile(r"[a-z]+-\d{3,}\.parquet")  # buckets 1000-1023 have four digits
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: consecutive ids spread over all buckets
 
 

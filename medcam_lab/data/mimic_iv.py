@@ -358,6 +358,15 @@ class EventStream:
         counts.check(path)
 
 
+def drop_unparseable_times(table: pa.Table, counts: StreamCounts | None = None) -> pa.Table:
+    """``table`` without the rows whose charttime did not parse (null), added to ``counts`` when given."""
+    good = pc.is_valid(table["charttime"])
+    unparseable = table.num_rows - int(pc.sum(good).as_py() or 0)
+    if counts is not None:
+        counts.rows_unparseable_charttime += unparseable
+    return table.filter(good) if unparseable else table
+
+
 def events_frame(table: pa.Table, source: str, counts: StreamCounts | None = None) -> pd.DataFrame:
     """Kept rows of :class:`EventStream` as a pandas frame; rows whose charttime did not parse are dropped.
 
@@ -374,12 +383,7 @@ def events_frame(table: pa.Table, source: str, counts: StreamCounts | None = Non
 
     A charttime that is not ``YYYY-MM-DD HH:MM:SS`` (or with ``T``, or without seconds) is such a drop.
     """
-    good = pc.is_valid(table["charttime"])
-    unparseable = table.num_rows - int(pc.sum(good).as_py() or 0)
-    if counts is not None:
-        counts.rows_unparseable_charttime += unparseable
-    if unparseable:
-        table = table.filter(good)
+    table = drop_unparseable_times(table, counts)
     columns = {
         col: _nullable_ints(table[col]) if col in table.column_names else pd.array([pd.NA] * table.num_rows, "Int64")
         for col in ("subject_id", "hadm_id", "stay_id")
