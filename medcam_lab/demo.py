@@ -32,9 +32,9 @@ from medcam_lab.config import (
     PrepareConfig,
     PretrainConfig,
 )
+from medcam_lab.data.image_cache import default_workers
 from medcam_lab.demo_jobs import Job, run_jobs
 from medcam_lab.runinfo import write_json_atomic, write_run_info
-from medcam_lab.synth.image_jobs import available_cores
 
 log = logging.getLogger("medcam_lab")
 
@@ -102,7 +102,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     if cfg.label_fractions:
         jobs += label_efficiency_jobs(cfg, out, prep.out, str(pretrained))
     t0 = time.perf_counter()
-    lanes = available_cores()
+    lanes = default_workers()
     runs, seconds = run_jobs(_by_priority(jobs), lanes)
     timings.update(seconds)
     timings[f"training runs ({lanes} side by side)"] = round(time.perf_counter() - t0, 1)

@@ -17,11 +17,11 @@ def demo_two_lanes(tmp_path_factory: pytest.TempPathFactory):
     from medcam_lab import demo
 
     out = tmp_path_factory.mktemp("demo2") / "demo"
-    demo_cores, demo.available_cores = demo.available_cores, lambda: 2
+    demo_cores, demo.default_workers = demo.default_workers, lambda: 2
     try:
         assert main(["demo", "--out", str(out), *TINY]) == 0
     finally:
-        demo.available_cores = demo_cores
+        demo.default_workers = demo_cores
     return out
 
 
@@ -32,7 +32,7 @@ def _tables(report: str) -> str:
 def test_demo_numbers_do_not_depend_on_the_number_of_lanes(demo_two_lanes, tmp_path, monkeypatch):
     from medcam_lab import demo
 
-    monkeypatch.setattr(demo, "available_cores", lambda: 1)
+    monkeypatch.setattr(demo, "default_workers", lambda: 1)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), *TINY]) == 0
     one = (out / "report.md").read_text().replace(str(out), "OUT")

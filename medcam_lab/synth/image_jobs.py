@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import io
 import multiprocessing
-import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image as PILImage
 
+from medcam_lab.data.image_cache import default_workers
 from medcam_lab.synth import render as R
 
 JOBS_PER_TASK = 16
@@ -87,13 +87,6 @@ def _write_jobs(jobs: Sequence[ImageJob]) -> int:
     return len(jobs)
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def write_image_jobs(jobs: Sequence[ImageJob], workers: int | None = None) -> int:
     """Write every job's file on ``workers`` processes (``None``: one per available core; 1: in this process).
 
@@ -103,7 +96,7 @@ def write_image_jobs(jobs: Sequence[ImageJob], workers: int | None = None) -> in
     Raises:
         ValueError: if ``workers`` < 1.
     """
-    workers = available_cores() if workers is None else int(workers)
+    workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     jobs = list(jobs)
