@@ -1,7 +1,7 @@
 # The two set-up commands of the README. Both create the virtual environment if it is missing.
 #   make demo   — install, then run the whole pipeline on the generated demo cohort (CPU, minutes)
 #   make test   — install, then run the test suite
-#   make reproduce — the paper's tables (every row the data allow) on the demo output
+#   make reproduce — the paper's tables (every row the data allow) on the demo output, with the demo preset
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -23,9 +23,7 @@ demo: $(STAMP)
 
 reproduce: $(STAMP)
 	@test -f $(DEMO_OUT)/cohort/pairs.parquet || $(MAKE) demo
-	$(VENV)/bin/medcam-lab reproduce --suite paper --data-root $(DEMO_OUT) --out reproduce_out \
-		--encoder resnet_small --image-size 64 --align-epochs 20 --pretrain-epochs 30 --finetune-epochs 40 \
-		--lr-grid 0.01 0.001 --batch-size 32
+	$(VENV)/bin/medcam-lab reproduce --suite paper --preset demo --data-root $(DEMO_OUT) --out reproduce_out
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check medcam_lab tests benchmarks notebooks

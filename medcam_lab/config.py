@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from medcam_lab.presets import DEMO
+
 T = TypeVar("T")
 
 #: Config fields that hold a file or directory path. A run's ``config.json`` stores each relative one
@@ -311,20 +313,23 @@ class DemoConfig:
         finetune_epochs: maximum fine-tuning epochs per learning rate.
         lr_grid: fine-tuning learning rates tried.
         n_resamples: bootstrap resamples of the evaluation.
+
+    The defaults, and every setting not listed here, are those of the ``demo`` preset
+    (:data:`medcam_lab.presets.DEMO`).
     """
 
     out: str = "demo_out"
     patients: int = 800
     seed: int = 0
     visual_gain: float = 3.0
-    align_backbone_mode: str = "adapt"
-    align_lr: float = 1e-3
-    encoder: str = "resnet_small"
-    image_size: int = 64
-    pretrain_epochs: int = 30
-    align_epochs: int = 20
-    finetune_epochs: int = 40
-    lr_grid: tuple[float, ...] = (1e-2, 1e-3)
+    align_backbone_mode: str = DEMO.align["backbone_mode"]
+    align_lr: float = DEMO.align["lr"]
+    encoder: str = DEMO.align["encoder"]
+    image_size: int = DEMO.align["image_size"]
+    pretrain_epochs: int = DEMO.pretrain["epochs"]
+    align_epochs: int = DEMO.align["epochs"]
+    finetune_epochs: int = DEMO.finetune["epochs"]
+    lr_grid: tuple[float, ...] = DEMO.finetune["lr_grid"]
     n_resamples: int = 1000
     label_fractions: tuple[float, ...] = (0.1, 1.0)
     seeds: tuple[int, ...] = (0, 1)
@@ -513,13 +518,17 @@ class ReproduceConfig:
             ``label_efficiency.{png,html}``. The default (``1.0`` and no seeds) is one run per row with ``seed``.
         select_lr_once: with several seeds, the first seed searches ``lr_grid`` and the others reuse its choice.
         out: output directory (``report.md`` and the runs behind its rows).
-        encoder: the ResNet used for the supervised, MedMod and MedCAM rows.
-        image_size: model input size in pixels of those rows.
-        align_epochs: epochs of the MedCAM alignment and the MedMod pretraining.
-        pretrain_epochs: epochs of the image-only pretraining, run when no ``image_only=`` weights are given.
-        finetune_epochs: maximum fine-tuning epochs per learning rate.
-        lr_grid: fine-tuning learning rates tried.
-        batch_size: batch size of every stage.
+        preset: the settings of every stage (``medcam_lab.presets``): ``paper`` (ResNet-50 at 224 px, the
+            paper's alignment and fine-tuning) or ``demo`` (the demo cohort on a CPU); the options below that are
+            left unset (0, empty) take the preset's value.
+        encoder: the ResNet used for the supervised, MedMod and MedCAM rows (empty = the preset's).
+        image_size: model input size in pixels of those rows (0 = the preset's).
+        align_epochs: epochs of the MedCAM alignment and the MedMod pretraining (0 = the preset's).
+        pretrain_epochs: epochs of the image-only pretraining, run when no ``image_only=`` weights are given
+            (0 = the preset's).
+        finetune_epochs: maximum fine-tuning epochs per learning rate (0 = the preset's).
+        lr_grid: fine-tuning learning rates tried (empty = the preset's).
+        batch_size: batch size of every stage (0 = each stage's preset value).
         linear_probe: fine-tune the head only (frozen encoders).
         k_sweep: the ``k`` values of the local-loss ablation.
         n_resamples: bootstrap resamples of the evaluation.
@@ -533,13 +542,14 @@ class ReproduceConfig:
     models: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
     weights: tuple[str, ...] = ()
-    encoder: str = "resnet50"
-    image_size: int = 224
-    align_epochs: int = 20
-    pretrain_epochs: int = 20
-    finetune_epochs: int = 200
-    lr_grid: tuple[float, ...] = (1e-2, 1e-3, 1e-5)
-    batch_size: int = 64
+    preset: str = "paper"
+    encoder: str = ""
+    image_size: int = 0
+    align_epochs: int = 0
+    pretrain_epochs: int = 0
+    finetune_epochs: int = 0
+    lr_grid: tuple[float, ...] = ()
+    batch_size: int = 0
     linear_probe: bool = False
     k_sweep: tuple[int, ...] = (1, 5, 10, 20)
     label_fractions: tuple[float, ...] = (1.0,)

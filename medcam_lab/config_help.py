@@ -87,6 +87,7 @@ ALLOWED_VALUES: dict[str, Callable[[], tuple[str, ...]]] = {
     "compat": _from("medcam_lab.ehr.channels", "COMPAT_MODES"),
     "impute_strategy": _from("medcam_lab.ehr.discretizer", "IMPUTE_STRATEGIES"),
     "merge": _from("medcam_lab.datasets.vindr", "MERGE_RULES"),
+    "preset": _from("medcam_lab.presets", "PRESETS"),
 }
 CLASS_ALLOWED_VALUES: dict[tuple[str, str], Callable[[], tuple[str, ...]]] = {
     ("PrepareImagesConfig", "dataset"): _from("medcam_lab.datasets.prepared", "PREPARABLE"),

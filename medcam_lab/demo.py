@@ -34,6 +34,7 @@ from medcam_lab.config import (
 )
 from medcam_lab.data.image_cache import default_workers
 from medcam_lab.demo_jobs import Job, run_jobs
+from medcam_lab.presets import DEMO, image_cache_size_for, validation_start
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 
 log = logging.getLogger("medcam_lab")
@@ -44,11 +45,6 @@ PROTOCOLS = {
     "finetune": "Fine-tuned (encoder + linear head, the paper's protocol)",
     "linear_probe": "Linear probe (encoder frozen: what the representation itself holds)",
 }
-
-
-def _cache_size(image_size: int) -> int:
-    """The cache side that keeps the paper's 256 → 224 crop ratio for a given model input size."""
-    return int(round(image_size * 256 / 224))
 
 
 def run_demo(cfg: DemoConfig) -> dict:
@@ -77,18 +73,18 @@ def run_demo(cfg: DemoConfig) -> dict:
     synth_cfg = SynthConfig(n_patients=cfg.patients, seed=cfg.seed, n_ood_patients=max(40, round(0.5 * cfg.patients)),
                             visual_gain=cfg.visual_gain)
     timed("synth", generate_cohort, data, synth_cfg)
-    cache = _cache_size(cfg.image_size)
-    prep = PrepareConfig(mimic_cxr=str(data / "mimic-cxr-jpg"), mimic_iv=str(data / "mimic-iv"),
-                         out=str(out / "cohort"), seed=cfg.seed, image_cache_size=cache)
+    cache = image_cache_size_for(cfg.image_size)
+    prep = DEMO.config(PrepareConfig, mimic_cxr=str(data / "mimic-cxr-jpg"), mimic_iv=str(data / "mimic-iv"),
+                       out=str(out / "cohort"), seed=cfg.seed, image_cache_size=cache)
     cohort_report = timed("prepare", prepare_cohort, prep)
     nih_report = timed("prepare_nih", prepare_nih, data / "nih", out / "nih", cache, cfg.seed)
 
-    pre = PretrainConfig(cohort=prep.out, out=str(out / "pretrain"), encoder=cfg.encoder, image_size=cfg.image_size,
-                         epochs=cfg.pretrain_epochs, batch_size=64, lr=2e-3, projector_dim=256, seed=cfg.seed)
+    encoder = {"encoder": cfg.encoder, "image_size": cfg.image_size, "seed": cfg.seed}
+    pre = DEMO.config(PretrainConfig, cohort=prep.out, out=str(out / "pretrain"), epochs=cfg.pretrain_epochs,
+                      **encoder)
     pretrained = timed("pretrain", pretrain_image_encoder, pre)
-    ali = AlignConfig(cohort=prep.out, out=str(out / "align"), encoder=cfg.encoder, weights=str(pretrained),
-                      image_size=cfg.image_size, proj_dim=128, ehr_hidden=128, epochs=cfg.align_epochs,
-                      batch_size=32, lr=cfg.align_lr, backbone_mode=cfg.align_backbone_mode, seed=cfg.seed)
+    ali = DEMO.config(AlignConfig, cohort=prep.out, out=str(out / "align"), weights=str(pretrained),
+                      epochs=cfg.align_epochs, lr=cfg.align_lr, backbone_mode=cfg.align_backbone_mode, **encoder)
 
     # every run after pretraining: one torch thread each, side by side (medcam_lab.demo_jobs)
     sources = {"mimic": (prep.out, "cohort"), "nih": (str(out / "nih"), "nih")}
@@ -134,11 +130,12 @@ def run_demo(cfg: DemoConfig) -> dict:
 
 def _finetune_config(cfg: DemoConfig, data: str, kind: str, out: Path, weights: str, protocol: str,
                      **changes) -> FinetuneConfig:
-    """The one fine-tuning protocol of the demo (both arms, both datasets, every label fraction)."""
-    return FinetuneConfig(data=data, dataset=kind, out=str(out), encoder=cfg.encoder, weights=weights,
-                          image_size=cfg.image_size, lr_grid=cfg.lr_grid, linear_probe=protocol == "linear_probe",
-                          epochs=cfg.finetune_epochs, batch_size=32, eval_start=max(1, cfg.finetune_epochs * 2 // 5),
-                          eval_every=2, patience=5, seed=cfg.seed, **changes)
+    """The one fine-tuning protocol of the demo (both arms, both datasets, every label fraction): the ``demo``
+    preset's, validation from two fifths of ``cfg.finetune_epochs`` on."""
+    return DEMO.config(FinetuneConfig, data=data, dataset=kind, out=str(out), encoder=cfg.encoder, weights=weights,
+                       image_size=cfg.image_size, lr_grid=cfg.lr_grid, linear_probe=protocol == "linear_probe",
+                       epochs=cfg.finetune_epochs, eval_start=validation_start(cfg.finetune_epochs), seed=cfg.seed,
+                       **changes)
 
 
 def _arm_job(name: str, arm: str, fn, pretrained: str, after: tuple[str, ...], args) -> Job:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medcam_lab.config import (
@@ -36,8 +36,10 @@ from medcam_lab.config import (
     MedModConfig,
     PretrainConfig,
     ReproduceConfig,
+    config_to_dict,
 )
 from medcam_lab.paper_tables import build_tables, to_markdown, write_tables
+from medcam_lab.presets import MEDMOD_ALIGN_OBJECTIVE, Preset, get_preset, image_cache_size_for
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.viz.label_efficiency import fraction_label, save_label_efficiency_figure
 
@@ -103,8 +105,10 @@ def parse_weights(entries: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def locate_data(cfg: ReproduceConfig, out: Path) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
-    """Which datasets can run: {name: (prepared path, finetune dataset kind)} and {name: reason skipped}."""
+def locate_data(cfg: ReproduceConfig, out: Path,
+                image_size: int) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Which datasets can run: {name: (prepared path, finetune dataset kind)} and {name: reason skipped}; raw
+    image datasets are prepared at the cache size of model input ``image_size``."""
     from medcam_lab.data.nih import find_entry_table, prepare_nih
     from medcam_lab.datasets.prepared import prepare_image_dataset
 
@@ -128,7 +132,7 @@ def locate_data(cfg: ReproduceConfig, out: Path) -> tuple[dict[str, tuple[str, s
         else:
             prepared = out / "data" / "nih"
             if not (prepared / "labels.parquet").is_file():
-                prepare_nih(nih, prepared, int(round(cfg.image_size * 256 / 224)), cfg.seed, split="benchx")
+                prepare_nih(nih, prepared, image_cache_size_for(image_size), cfg.seed, split="benchx")
             found["nih"] = (str(prepared), "nih")
     else:
         skipped["nih"] = f"{nih} absent"
@@ -148,7 +152,7 @@ def locate_data(cfg: ReproduceConfig, out: Path) -> tuple[dict[str, tuple[str, s
             prepared = out / "data" / name
             try:
                 if not (prepared / "dataset.json").is_file():
-                    prepare_image_dataset(name, raw, prepared, int(round(cfg.image_size * 256 / 224)))
+                    prepare_image_dataset(name, raw, prepared, image_cache_size_for(image_size))
             except (FileNotFoundError, ValueError) as err:
                 skipped[name] = f"{raw} cannot be prepared: {err}"
             else:
@@ -164,11 +168,42 @@ def locate_data(cfg: ReproduceConfig, out: Path) -> tuple[dict[str, tuple[str, s
     return found, skipped
 
 
+def _set(**flags) -> dict:
+    """The flags given on the command line: unset ones (0, empty) leave the preset's value."""
+    return {name: value for name, value in flags.items() if value not in (0, "", ())}
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """The stage configs of every row, without their paths: ``cfg.preset`` with ``cfg``'s flags on top."""
+
+    pretrain: PretrainConfig
+    align: AlignConfig
+    finetune: FinetuneConfig
+    medmod: MedModConfig
+
+    @classmethod
+    def resolve(cls, cfg: ReproduceConfig) -> StageSettings:
+        preset: Preset = get_preset(cfg.preset)
+        common = _set(encoder=cfg.encoder, image_size=cfg.image_size, batch_size=cfg.batch_size) | {
+            "seed": cfg.seed, "device": cfg.device}
+        return cls(
+            pretrain=preset.config(PretrainConfig, **common, **_set(epochs=cfg.pretrain_epochs)),
+            align=preset.config(AlignConfig, **common, **_set(epochs=cfg.align_epochs)),
+            finetune=preset.config(FinetuneConfig, **common, linear_probe=cfg.linear_probe,
+                                   select_lr_once=cfg.select_lr_once,
+                                   **_set(epochs=cfg.finetune_epochs, lr_grid=tuple(cfg.lr_grid))),
+            medmod=preset.config(MedModConfig, **common, **_set(epochs=cfg.align_epochs)),
+        )
+
+
 class Runner:
     """Runs (and caches on disk) pretraining, alignment, fine-tuning and evaluation for the suite."""
 
-    def __init__(self, cfg: ReproduceConfig, out: Path, data: dict[str, tuple[str, str]], weights: dict[str, str]):
+    def __init__(self, cfg: ReproduceConfig, out: Path, data: dict[str, tuple[str, str]], weights: dict[str, str],
+                 settings: StageSettings | None = None):
         self.cfg, self.out, self.data, self.weights = cfg, out, data, weights
+        self.settings = settings or StageSettings.resolve(cfg)
         self.timings: dict[str, float] = {}
 
     def _timed(self, name: str, fn, *args):
@@ -184,7 +219,7 @@ class Runner:
         demo = Path(self.cfg.data_root) / "pretrain" / "encoder.pt"
         if demo.is_file():
             return str(demo)
-        if "barlowtwins_cxr" in self.weights and self.cfg.encoder == "resnet50":
+        if "barlowtwins_cxr" in self.weights and self.settings.align.encoder == "resnet50":
             return self.weights["barlowtwins_cxr"]
         if "mimic" not in self.data:
             raise LookupError("no image-pretrained encoder given (--weights image_only=PATH) and no cohort to "
@@ -193,20 +228,17 @@ class Runner:
         if not path.is_file():
             from medcam_lab.training.pretrain import pretrain_image_encoder
 
-            pre = PretrainConfig(cohort=self.data["mimic"][0], out=str(self.out / "pretrain"),
-                                 encoder=self.cfg.encoder, image_size=self.cfg.image_size,
-                                 epochs=self.cfg.pretrain_epochs, batch_size=self.cfg.batch_size, lr=2e-3,
-                                 projector_dim=256, seed=self.cfg.seed, device=self.cfg.device)
+            pre = replace(self.settings.pretrain, cohort=self.data["mimic"][0], out=str(self.out / "pretrain"))
             self._timed("pretrain image_only", pretrain_image_encoder, pre)
         return str(path)
 
     def encoder_for(self, model: str) -> tuple[str, str]:
         """(registry encoder name, weights path or "") of a row; raises LookupError with the skip reason."""
-        cfg = self.cfg
+        encoder = self.settings.align.encoder
         if model == "supervised_resnet":
-            return cfg.encoder, ""
+            return encoder, ""
         if model == "image_only":
-            return cfg.encoder, self.image_only_weights()
+            return encoder, self.image_only_weights()
         if model in EXTERNAL:
             if model not in self.weights:
                 raise LookupError("no weights file given (--weights " + model + "=PATH)")
@@ -214,8 +246,8 @@ class Runner:
         if "mimic" not in self.data:
             raise LookupError("needs the paired MIMIC cohort for pretraining/alignment")
         if model.startswith("medmod_"):
-            return cfg.encoder, str(self._medmod(model.removeprefix("medmod_")))
-        return cfg.encoder, str(self._align(model))
+            return encoder, str(self._medmod(model.removeprefix("medmod_")))
+        return encoder, str(self._align(model))
 
     def _medmod(self, objective: str) -> Path:
         from medcam_lab.training.medmod import pretrain_medmod
@@ -223,19 +255,13 @@ class Runner:
         path = self.out / "models" / f"medmod_{objective}" / "pretrain" / "pretrained_backbone.pt"
         if path.is_file():
             return path
-        mm = MedModConfig(cohort=self.data["mimic"][0], out=str(path.parent), objective=objective,
-                          encoder=self.cfg.encoder, image_size=self.cfg.image_size,
-                          proj_dim=512 if objective == "align" else 128,
-                          temperature=0.07 if objective == "align" else 0.1, epochs=self.cfg.align_epochs,
-                          batch_size=self.cfg.batch_size, lr=1e-3, seed=self.cfg.seed, device=self.cfg.device)
+        mm = replace(self.settings.medmod, cohort=self.data["mimic"][0], out=str(path.parent), objective=objective,
+                     **(MEDMOD_ALIGN_OBJECTIVE if objective == "align" else {}))
         return self._timed(f"medmod {objective}", pretrain_medmod, mm)
 
     def align_config(self, model: str) -> AlignConfig:
-        base = AlignConfig(cohort=self.data["mimic"][0], out=str(self.out / "models" / model / "align"),
-                           encoder=self.cfg.encoder, weights=self.image_only_weights(),
-                           image_size=self.cfg.image_size, proj_dim=128, ehr_hidden=128,
-                           epochs=self.cfg.align_epochs, batch_size=self.cfg.batch_size, lr=1e-3,
-                           seed=self.cfg.seed, device=self.cfg.device)
+        base = replace(self.settings.align, cohort=self.data["mimic"][0],
+                       out=str(self.out / "models" / model / "align"), weights=self.image_only_weights())
         if model == "medcam":
             return base
         if model == "medcam_global_only":
@@ -258,19 +284,15 @@ class Runner:
     def finetune_config(self, model: str, dataset: str, encoder: str, weights: str, fraction: float) -> FinetuneConfig:
         from medcam_lab.models import get_image_encoder_spec
 
-        cfg = self.cfg
+        base = self.settings.finetune
         data, kind = self.data[dataset]
-        image_size = cfg.image_size if encoder == cfg.encoder else get_image_encoder_spec(encoder).input_size
+        image_size = base.image_size if encoder == base.encoder else get_image_encoder_spec(encoder).input_size
         out = self.out / "models" / model / dataset
         if self.label_efficiency:
             out = out / f"fraction_{fraction:g}"
-        return FinetuneConfig(data=data, dataset=kind, out=str(out), encoder=encoder, weights=weights,
-                              image_size=image_size, lr_grid=cfg.lr_grid, linear_probe=cfg.linear_probe,
-                              epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,
-                              eval_start=max(1, min(10, cfg.finetune_epochs * 2 // 5)),
-                              eval_every=min(5, max(1, cfg.finetune_epochs // 10)), patience=10, seed=cfg.seed,
-                              label_fraction=float(fraction), seeds=self.seeds if self.label_efficiency else (),
-                              select_lr_once=cfg.select_lr_once, device=cfg.device)
+        return replace(base, data=data, dataset=kind, out=str(out), encoder=encoder, weights=weights,
+                       image_size=image_size, label_fraction=float(fraction),
+                       seeds=self.seeds if self.label_efficiency else ())
 
     @property
     def label_efficiency(self) -> bool:
@@ -341,8 +363,9 @@ def run_reproduce(cfg: ReproduceConfig) -> dict:
         raise ValueError(f"unknown model(s) {unknown}; known: {sorted(labels)}")
     if not cfg.label_fractions or any(not 0.0 < float(f) <= 1.0 for f in cfg.label_fractions):
         raise ValueError(f"--label-fractions must be shares in (0, 1], got {list(cfg.label_fractions)}")
-    data, data_skipped = locate_data(cfg, out)
-    runner = Runner(cfg, out, data, weights)
+    settings = StageSettings.resolve(cfg)
+    data, data_skipped = locate_data(cfg, out, settings.align.image_size)
+    runner = Runner(cfg, out, data, weights, settings)
     fractions = sorted({float(f) for f in cfg.label_fractions})
     by_fraction: dict[float, dict] = {f: {"runs": {}, "differences": {}} for f in fractions}
     t0 = time.perf_counter()
@@ -394,7 +417,9 @@ def run_reproduce(cfg: ReproduceConfig) -> dict:
         report_tables[""] = tables
     results["timings_s"] = runner.timings | {"total": round(time.perf_counter() - t0, 1)}
     report = out / "report.md"
-    report.write_text(render_report(cfg, results, report_tables))
+    results["settings"] = {stage: config_to_dict(getattr(settings, stage))
+                           for stage in ("pretrain", "align", "finetune", "medmod")}
+    report.write_text(render_report(cfg, settings, results, report_tables))
     results["report_path"] = str(report)
     write_json_atomic(out / "results.json", results)
     return results
@@ -420,15 +445,20 @@ def _label_efficiency_curves(cfg: ReproduceConfig, by_fraction: dict[float, dict
     return curves
 
 
-def render_report(cfg: ReproduceConfig, results: dict, tables: dict[str, dict[str, dict]]) -> str:
+def render_report(cfg: ReproduceConfig, settings: StageSettings, results: dict,
+                  tables: dict[str, dict[str, dict]]) -> str:
     """``tables``: {heading: tables}; one group without heading, or one per label fraction."""
     protocol = "linear probe (frozen encoder)" if cfg.linear_probe else "fine-tuning (encoder + linear head)"
+    ali, ft = settings.align, settings.finetune
     lines = [
         "# medcam-lab reproduce --suite paper",
         "",
-        f"Data root `{cfg.data_root}`; encoder `{cfg.encoder}` at {cfg.image_size} px for the supervised, "
-        f"MedMod and MedCAM rows; protocol: {protocol}, lr grid {list(cfg.lr_grid)}, up to "
-        f"{cfg.finetune_epochs} epochs, best validation macro-AUROC kept, test touched once per row; "
+        f"Data root `{cfg.data_root}`; preset `{cfg.preset}`; encoder `{ali.encoder}` at {ali.image_size} px for "
+        f"the supervised, MedMod and MedCAM rows; alignment: projections {ali.proj_dim}, EHR hidden "
+        f"{ali.ehr_hidden}, k = {ali.k}, τ = {ali.temperature:g}, lr {ali.lr:g}, {ali.epochs} epochs, batch "
+        f"{ali.batch_size}; protocol: {protocol}, lr grid {list(ft.lr_grid)}, up to {ft.epochs} epochs "
+        f"(validation from epoch {ft.eval_start} every {ft.eval_every}, patience {ft.patience}), best validation "
+        "macro-AUROC kept, test touched once per row; "
         f"{cfg.n_resamples} bootstrap resamples (percentile 95% intervals), seed {cfg.seed}. "
         "Paper columns: published mean ± 95% half-width (spec/method.md §8); the image-only row stands in for "
         "BarlowTwins-CXR when no BarlowTwins-CXR file is given. On generated data these numbers show the "

@@ -152,7 +152,7 @@ def test_reproduce_uses_a_prepared_folder_and_checks_its_dataset(vindr, tmp_path
     _, prepared, _ = vindr
     (tmp_path / "vindr").symlink_to(prepared, target_is_directory=True)
     (tmp_path / "chexpert").symlink_to(prepared, target_is_directory=True)  # a VinDr folder under the wrong name
-    found, skipped = locate_data(ReproduceConfig(data_root=str(tmp_path)), tmp_path / "out")
+    found, skipped = locate_data(ReproduceConfig(data_root=str(tmp_path)), tmp_path / "out", 224)
     assert found["vindr"] == (str(tmp_path / "vindr"), "images")
     assert "says dataset 'vindr', not 'chexpert'" in skipped["chexpert"]
     assert "absent" in skipped["nih"] and "mimic" in skipped
