@@ -69,8 +69,8 @@ def test_nih_dataset_contract_and_missing_files(tmp_path):
     assert len(ds) == 3 and list(ds.csv["image_id"]) == ids[:3]
     assert ds.pathologies == list(PATHOLOGIES["nih"])
     item = ds[1]
-    assert set(item) == {"idx", "lab", "img"} and item["img"].shape == (8, 8) and int(item["img"][0, 0]) == 10
-    assert item["lab"].sum() == 0  # No Finding
+    assert set(item) == {"image", "labels", "index"} and item["image"].shape == (8, 8) and int(item["image"][0, 0]) == 10
+    assert item["labels"].sum() == 0  # No Finding
     assert ds.counts()["Mass"] == {"positive": 1, "negative": 2, "unknown": 0}
     ds.relabel(["Hernia", "Fracture", "Mass"])
     assert ds.pathologies == ["Hernia", "Fracture", "Mass"]
@@ -96,9 +96,9 @@ def test_vindr_dataset_from_dicoms(tmp_path):
     ds = VinDrDataset(root, split="val", verify_dicoms=True)
     assert ds.skipped == {"missing file": [ids[2]], "unreadable DICOM": [ids[1]]}
     assert len(ds) == 1
-    lab = dict(zip(ds.pathologies, ds[0]["lab"]))
+    lab = dict(zip(ds.pathologies, ds[0]["labels"]))
     assert lab["Aortic enlargement"] == 1 and lab["Effusion"] == 1 and lab["ILD"] == 0
-    assert int(ds[0]["img"][0, 0]) == 255  # MONOCHROME1: the lowest value is the brightest
+    assert int(ds[0]["image"][0, 0]) == 255  # MONOCHROME1: the lowest value is the brightest
     majority = VinDrDataset(root, split="val", merge="majority", verify_dicoms=True)
     assert dict(zip(majority.pathologies, majority.labels[0]))["Effusion"] == 0
 
@@ -109,7 +109,7 @@ def test_mimic_dataset_on_prepared_cohort(tiny_cohort):
     assert len(train) > 0 and len(test) > 0
     assert not set(train.csv["subject_id"]) & set(test.csv["subject_id"])
     item = train[0]
-    assert item["img"].dtype.is_floating_point is False and item["img"].ndim == 2
+    assert item["image"].dtype.is_floating_point is False and item["image"].ndim == 2
     assert train.labels.shape == (len(train), 14)
 
 
@@ -120,6 +120,6 @@ def test_mimic_all_frontal_from_raw_layout(tiny_raw):
     frontal = meta[meta["ViewPosition"].isin(["AP", "PA"])]
     assert len(ds) + len(ds.skipped.get("missing file", [])) == len(frontal)
     assert set(ds.csv["view"]) <= {"AP", "PA"} and set(ds.csv["split"]) <= {"train", "val", "test"}
-    assert ds[0]["img"].ndim == 2 and ds.labels.shape[1] == 14
+    assert ds[0]["image"].ndim == 2 and ds.labels.shape[1] == 14
     train, test = MIMICCXRDataset(root, split="train"), MIMICCXRDataset(root, split="test")
     assert not set(train.csv["patient_id"]) & set(test.csv["patient_id"])

@@ -4,8 +4,9 @@
 - ``labels``: ``(N, L)`` float32 array, 1 / 0 / NaN (NaN = unknown, masked in the loss and the metrics).
 - ``csv``: a DataFrame row-aligned with the items (image id, patient id where the dataset has one, split,
   view, path on disk, ...).
-- ``dataset[i]``: a dict ``{"idx": i, "lab": labels[i], "img": (H, W) uint8 tensor}`` (``transform``, if
-  given, is applied to the image tensor).
+- ``dataset[i]``: a dict ``{"image": (H, W) uint8 tensor, "labels": (L,) float32 tensor, "index": i}``
+  (``transform``, if given, is applied to the image tensor): the keys of every sample of the package, the
+  prepared caches' :class:`~medcam_lab.data.cohort.ImageLabelDataset` included.
 - ``relabel(pathologies)``: reorder the label columns to another list, adding all-NaN columns for names the
   dataset does not have (so several datasets can share one head).
 - ``skipped``: ``{reason: [ids]}`` of items dropped at construction (missing files, unreadable images);
@@ -99,7 +100,8 @@ class XRayDataset(torch.utils.data.Dataset):
         reader: image reader (path → (H, W) uint8 array).
 
     Shape:
-        - ``labels``: (N, L) float32; ``dataset[i]["img"]``: (H, W) uint8 unless ``transform`` changes it.
+        - ``labels``: (N, L) float32; ``dataset[i]["image"]``: (H, W) uint8 unless ``transform`` changes it;
+          ``dataset[i]["labels"]``: (L,) float32.
     """
 
     def __init__(self, table: pd.DataFrame, pathologies: Sequence[str], paths: Sequence[str | Path],
@@ -129,7 +131,7 @@ class XRayDataset(torch.utils.data.Dataset):
         img = torch.from_numpy(self.reader(Path(self.csv["path"].iat[idx])))
         if self.transform is not None:
             img = self.transform(img)
-        return {"idx": idx, "lab": self.labels[idx], "img": img}
+        return {"image": img, "labels": torch.tensor(self.labels[idx]), "index": idx}
 
     def relabel(self, pathologies: Sequence[str]) -> XRayDataset:
         """Reorder the label columns to ``pathologies``; names this dataset lacks become all-NaN columns.

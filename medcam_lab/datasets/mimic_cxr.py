@@ -115,6 +115,6 @@ class MIMICCXRDataset(XRayDataset):
 
     def __getitem__(self, idx: int) -> dict:
         item = super().__getitem__(idx)
-        if not torch.is_tensor(item["img"]):
-            item["img"] = torch.as_tensor(item["img"])
+        if not torch.is_tensor(item["image"]):
+            item["image"] = torch.as_tensor(item["image"])
         return item
