@@ -201,8 +201,8 @@ class AlignConfig:
 class FinetuneConfig:
     """Image-only fine-tuning with a linear head and BCE (``spec/method.md`` §5).
 
-    ``dataset`` is ``cohort`` (a prepared MIMIC cohort directory), ``nih`` (a prepared NIH directory) or
-    ``images`` (a ``medcam-lab prepare-images`` directory: NIH, CheXpert or VinDr-CXR).
+    ``dataset`` is ``cohort`` (a prepared MIMIC cohort directory) or ``images`` (a ``medcam-lab
+    prepare-images`` directory: NIH, CheXpert or VinDr-CXR).
     Validation starts at epoch ``eval_start`` and repeats every ``eval_every`` epochs (BenchX: 10 and 5);
     ``patience`` counts evaluations without improvement.
     The learning-rate grid's winner is chosen on validation macro-AUROC; test is touched once.
@@ -216,8 +216,8 @@ class FinetuneConfig:
 
     Attributes:
         data: prepared cohort (``dataset`` cohort) or prepared image-label directory (``nih``, ``images``).
-        dataset: ``cohort`` (a prepared MIMIC cohort directory), ``nih`` (a prepared NIH directory) or ``images``
-            (a ``medcam-lab prepare-images`` directory: NIH, CheXpert or VinDr-CXR).
+        dataset: ``cohort`` (a prepared MIMIC cohort directory) or ``images`` (a ``medcam-lab prepare-images``
+            directory: NIH, CheXpert or VinDr-CXR).
         out: output directory (``predictions_test.parquet``, ``finetune_summary.json``, one ``lr_<i>`` per
             learning rate).
         encoder: image encoder (registry name); must match the architecture of ``weights``.
@@ -574,7 +574,10 @@ class PrepareImagesConfig:
         frontal_only: CheXpert: keep frontal (AP/PA) images only.
         merge: VinDr-CXR rule over the radiologists' labels: ``union``, ``majority`` or ``all``.
         split_lists: NIH: a folder with one's own ``train.txt``, ``val.txt``, ``test.txt`` (one Image Index per
-            line) used instead of the shipped BenchX split; empty = BenchX.
+            line) used instead of ``split_source``; empty = ``split_source``.
+        split_source: NIH: ``benchx`` (the shipped BenchX lists, the paper's) or ``official`` (the official test
+            list; the official train/val list split by patient, 1/8 to val, seeded by ``seed``).
+        seed: NIH: seed of the official split's val carve-out.
         num_threads: threads decoding and resizing images for the cache; 0 = every core this process may use.
     """
 
@@ -587,4 +590,6 @@ class PrepareImagesConfig:
     frontal_only: bool = True
     merge: str = "union"
     split_lists: str = ""
+    split_source: str = "benchx"
+    seed: int = 0
     num_threads: int = 0

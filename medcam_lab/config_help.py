@@ -92,6 +92,8 @@ ALLOWED_VALUES: dict[str, Callable[[], tuple[str, ...]]] = {
 CLASS_ALLOWED_VALUES: dict[tuple[str, str], Callable[[], tuple[str, ...]]] = {
     ("PrepareImagesConfig", "dataset"): _from("medcam_lab.datasets.prepared", "PREPARABLE"),
     ("EmbeddingsConfig", "split"): _from("medcam_lab.datasets.prepared", "SPLITS"),
+    ("FinetuneConfig", "dataset"): _from("medcam_lab.training.finetune", "FINETUNE_DATASETS"),
+    ("PrepareImagesConfig", "split_source"): _from("medcam_lab.datasets.nih", "SPLIT_SOURCES"),
 }
 
 

@@ -49,7 +49,7 @@ PROTOCOLS = {
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Run every stage under ``cfg.out``; returns the results dict (also in ``results.json``)."""
-    from medcam_lab.data.nih import prepare_nih
+    from medcam_lab.datasets.prepared import prepare_image_dataset
     from medcam_lab.evaluation import compare_predictions, evaluate_predictions
     from medcam_lab.prepare import prepare_cohort
     from medcam_lab.synth import SynthConfig, generate_cohort
@@ -77,7 +77,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     prep = DEMO.config(PrepareConfig, mimic_cxr=str(data / "mimic-cxr-jpg"), mimic_iv=str(data / "mimic-iv"),
                        out=str(out / "cohort"), seed=cfg.seed, image_cache_size=cache)
     cohort_report = timed("prepare", prepare_cohort, prep)
-    nih_report = timed("prepare_nih", prepare_nih, data / "nih", out / "nih", cache, cfg.seed)
+    nih_report = timed("prepare_nih", lambda: prepare_image_dataset(  # the generated set ships official lists
+        "nih", data / "nih", out / "nih", cache, split_source="official", seed=cfg.seed))
 
     encoder = {"encoder": cfg.encoder, "image_size": cfg.image_size, "seed": cfg.seed}
     pre = DEMO.config(PretrainConfig, cohort=prep.out, out=str(out / "pretrain"), epochs=cfg.pretrain_epochs,
@@ -87,7 +88,7 @@ def run_demo(cfg: DemoConfig) -> dict:
                       epochs=cfg.align_epochs, lr=cfg.align_lr, backbone_mode=cfg.align_backbone_mode, **encoder)
 
     # every run after pretraining: one torch thread each, side by side (medcam_lab.demo_jobs)
-    sources = {"mimic": (prep.out, "cohort"), "nih": (str(out / "nih"), "nih")}
+    sources = {"mimic": (prep.out, "cohort"), "nih": (str(out / "nih"), "images")}
     jobs = [Job("align", align, (ali,))]
     for protocol in PROTOCOLS:
         for ds, (path, kind) in sources.items():
@@ -120,7 +121,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     timings["total"] = round(time.perf_counter() - t_start, 1)
     results["timings_s"] = timings
     results["cohort_counts"] = {s["step"]: s["count"] for s in cohort_report["steps"]}
-    results["nih_counts"] = {s["step"]: s["count"] for s in nih_report["steps"]}
+    left_out = {f"left out: {reason}": entry["count"] for reason, entry in nih_report["skipped"].items()}
+    results["nih_counts"] = {"images": nih_report["images"], **nih_report["per_split"], **left_out}
     report_path = out / "report.md"
     report_path.write_text(render_report(results, cfg))
     results["report_path"] = str(report_path)

@@ -14,10 +14,10 @@ Rows (``MODELS``):
 - ``convirt``, ``gloria``, ``medclip``, ``mgca``: image encoders exported from image-text models (need
   ``--weights``).
 
-Datasets: ``mimic`` (a prepared cohort), ``nih`` (prepared, or raw → prepared here with the BenchX split),
-``vindr`` and ``chexpert`` (a ``prepare-images`` directory, or the raw root → prepared here through the dataset
-classes: VinDr BenchX split, union of radiologists; CheXpert official train, official test as val, official
-valid as test, U-zeros, frontal AP/PA). Anything that cannot run is a row that says why. Outputs under ``out``:
+Datasets: ``mimic`` (a prepared cohort); ``nih``, ``vindr`` and ``chexpert`` (a ``prepare-images`` directory,
+or the raw root → prepared here through the dataset classes: NIH and VinDr BenchX split, VinDr union of
+radiologists; CheXpert official train, official test as val, official valid as test, U-zeros, frontal AP/PA).
+Anything that cannot run is a row that says why. Outputs under ``out``:
 ``tables/*.{md,csv,json}``, ``report.md``, ``results.json`` (numbers), one folder per model and dataset.
 """
 
@@ -109,7 +109,6 @@ def locate_data(cfg: ReproduceConfig, out: Path,
                 image_size: int) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """Which datasets can run: {name: (prepared path, finetune dataset kind)} and {name: reason skipped}; raw
     image datasets are prepared at the cache size of model input ``image_size``."""
-    from medcam_lab.data.nih import find_entry_table, prepare_nih
     from medcam_lab.datasets.prepared import prepare_image_dataset
 
     root = Path(cfg.data_root)
@@ -121,22 +120,7 @@ def locate_data(cfg: ReproduceConfig, out: Path,
     else:
         skipped["mimic"] = f"no prepared cohort (pairs.parquet) under {root} or {root / 'cohort'}; run " \
                            "`medcam-lab prepare` first"
-    nih = root / "nih"
-    if (nih / "labels.parquet").is_file():
-        found["nih"] = (str(nih), "nih")
-    elif nih.is_dir():
-        try:
-            find_entry_table(nih)
-        except FileNotFoundError as err:
-            skipped["nih"] = str(err)
-        else:
-            prepared = out / "data" / "nih"
-            if not (prepared / "labels.parquet").is_file():
-                prepare_nih(nih, prepared, image_cache_size_for(image_size), cfg.seed, split="benchx")
-            found["nih"] = (str(prepared), "nih")
-    else:
-        skipped["nih"] = f"{nih} absent"
-    for name in ("vindr", "chexpert"):
+    for name in ("nih", "vindr", "chexpert"):
         raw = root / name
         if (raw / "dataset.json").is_file():  # already a `medcam-lab prepare-images` directory
             kind = json.loads((raw / "dataset.json").read_text()).get("dataset")

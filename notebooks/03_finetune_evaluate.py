@@ -19,8 +19,8 @@
 # Image-only multi-label fine-tuning of an encoder (`weights`: the adapted backbone of notebook 02, or any
 # image-only checkpoint) with a linear head, a learning-rate grid chosen on validation macro-AUROC, one
 # prediction of the test split, then macro/per-label AUROC and AUPRC with bootstrap 95% intervals.
-# `dataset` is `cohort` (a prepared paired cohort), `nih` (a directory written by `prepare_nih`) or `images`
-# (a `medcam-lab prepare-images` directory: NIH, VinDr-CXR or CheXpert).
+# `dataset` is `cohort` (a prepared paired cohort) or `images` (a `medcam-lab prepare-images` directory: NIH,
+# VinDr-CXR or CheXpert).
 # Parameters are the fields of `FinetuneConfig` plus `n_resamples` and `confidence` of `EvaluateConfig`.
 # Outputs go to `out`; the evaluation to `out/evaluation` (`metrics.json`, `per_label.csv`).
 
@@ -38,8 +38,8 @@ from medcam_lab.training.runtime import resolve_device
 _names_before = names_before_parameters(globals())
 
 # %% tags=["parameters"]
-data: str = ""  # prepared cohort (dataset cohort) or prepared image-label directory (nih / images)
-dataset: str = "cohort"  # cohort / nih / images
+data: str = ""  # prepared cohort (dataset cohort) or prepared image-label directory (dataset images)
+dataset: str = "cohort"  # cohort / images
 out: str = ""  # output directory
 encoder: str = "resnet50"  # image encoder (registry name)
 weights: str = ""  # encoder checkpoint to fine-tune

@@ -9,7 +9,7 @@ from PIL import Image
 
 from medcam_lab.data.image_cache import build_image_cache, load_and_resize, open_image_cache
 from medcam_lab.data.mimic_cxr import apply_label_policy, image_relpath, study_datetime
-from medcam_lab.data.nih import NIH_LABELS, nih_labels
+from medcam_lab.datasets.nih import NIH_PATHOLOGIES, nih_labels
 
 
 def test_study_time_is_zero_padded_and_fraction_dropped():
@@ -40,13 +40,17 @@ def test_label_policy_rejects_unknown_names():
         apply_label_policy(pd.DataFrame({"Edema": [1.0]}), "maybe", "zeros")
 
 
-def test_nih_labels_exact_tokens():
-    table = nih_labels(pd.Series(["No Finding", "Effusion|Pleural_Thickening", "Mass"]))
-    assert list(table.columns) == list(NIH_LABELS)
-    assert table.sum(axis=1).tolist() == [0.0, 2.0, 1.0]
-    assert table.loc[1, "Pleural_Thickening"] == 1.0 and table.loc[2, "Mass"] == 1.0
+def test_nih_labels_exact_tokens(tmp_path):
+    table_path = tmp_path / "Data_Entry_2017.csv"
+    table_path.write_text("Image Index,Finding Labels,Patient ID,View Position\n"
+                          "a.png,No Finding,1,PA\nb.png,Effusion|Pleural_Thickening,1,AP\nc.png,Mass,2,PA\n")
+    table = nih_labels(table_path)
+    assert list(table.columns[:14]) == list(NIH_PATHOLOGIES)
+    assert table[list(NIH_PATHOLOGIES)].sum(axis=1).tolist() == [0.0, 2.0, 1.0]
+    assert table.loc["b.png", "Pleural_Thickening"] == 1.0 and table.loc["c.png", "Mass"] == 1.0
+    table_path.write_text("Image Index,Finding Labels,Patient ID,View Position\nd.png,Infiltrate,3,PA\n")
     with pytest.raises(ValueError, match="Infiltrate"):
-        nih_labels(pd.Series(["Infiltrate"]))
+        nih_labels(table_path)
 
 
 def test_image_cache_reports_missing_and_corrupt_files(tmp_path):

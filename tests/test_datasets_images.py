@@ -69,7 +69,8 @@ def test_nih_dataset_contract_and_missing_files(tmp_path):
     assert len(ds) == 3 and list(ds.csv["image_id"]) == ids[:3]
     assert ds.pathologies == list(PATHOLOGIES["nih"])
     item = ds[1]
-    assert set(item) == {"image", "labels", "index"} and item["image"].shape == (8, 8) and int(item["image"][0, 0]) == 10
+    assert set(item) == {"image", "labels", "index"}
+    assert item["image"].shape == (8, 8) and int(item["image"][0, 0]) == 10
     assert item["labels"].sum() == 0  # No Finding
     assert ds.counts()["Mass"] == {"positive": 1, "negative": 2, "unknown": 0}
     ds.relabel(["Hernia", "Fracture", "Mass"])

@@ -5,6 +5,7 @@ the cache against the DICOM recipe, and ``finetune --dataset images`` on the res
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -114,35 +115,56 @@ def test_finetune_reads_prepared_images(vindr, tmp_path):
     assert len(predictions) == 4 and "score:Cardiomegaly" in predictions.columns
 
 
-def test_nih_matches_prepare_nih_benchx(tmp_path):
-    """The generic path and the NIH-specific preparation agree on ids, splits, patients and labels."""
-    from medcam_lab.data.nih import NIH_LABELS, load_nih, prepare_nih
-    from medcam_lab.datasets import read_split_ids
-
-    root = tmp_path / "nih"
+def _nih_root(root: Path, ids: list[str], findings: list[str], patients: list[int]) -> Path:
     (root / "images_001" / "images").mkdir(parents=True)
     rows = ["Image Index,Finding Labels,Patient ID,View Position"]
-    findings = ["Mass|Nodule", "No Finding", "Hernia", "Effusion|Mass", "Atelectasis", "No Finding"]
-    ids = [*read_split_ids("benchx_nih_train")[:2], *read_split_ids("benchx_nih_val")[:2],
-           *read_split_ids("benchx_nih_test")[:2]]
-    for i, (image_id, finding) in enumerate(zip(ids, findings)):
-        rows.append(f"{image_id},{finding},{int(image_id[:8])},PA")
-        Image.fromarray(np.full((20, 24), 30 * i, dtype=np.uint8)).save(root / "images_001" / "images" / image_id)
-    rows.append("00000000_000.png,No Finding,0,PA")  # in no BenchX list
+    for i, (image_id, finding, patient) in enumerate(zip(ids, findings, patients)):
+        rows.append(f"{image_id},{finding},{patient},PA")
+        Image.fromarray(np.full((20, 24), 30 * i % 250, dtype=np.uint8)).save(root / "images_001" / "images" / image_id)
     (root / "Data_Entry_2017_v2020.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_nih_benchx_ids_splits_patients_and_labels(tmp_path):
+    """The BenchX split of the shipped lists, labels by exact token, an image in no list reported."""
+    from medcam_lab.datasets import read_split_ids
+
+    findings = ["Mass|Nodule", "No Finding", "Hernia", "Effusion|Mass", "Atelectasis", "No Finding", "No Finding"]
+    ids = [*read_split_ids("benchx_nih_train")[:2], *read_split_ids("benchx_nih_val")[:2],
+           *read_split_ids("benchx_nih_test")[:2], "00000000_000.png"]  # the last in no BenchX list
+    root = _nih_root(tmp_path / "nih", ids, findings, [int(i[:8]) for i in ids])
     report = prepare_image_dataset("nih", root, tmp_path / "generic", 16)
     assert report["skipped"] == {"not in any split list": {"count": 1, "ids": ["00000000_000.png"]}}
     images, table, names = load_prepared_images(tmp_path / "generic")
-    assert names == tuple(NIH_LABELS)
-    prepare_nih(root, tmp_path / "specific", 16, split="benchx")
-    ref_images, ref_table = load_nih(tmp_path / "specific")
-    row_of = {image_id: i for i, image_id in enumerate(ref_table["Image Index"])}
-    rows = [row_of[i] for i in table["image_id"]]
-    ref = ref_table.iloc[rows]
-    np.testing.assert_array_equal(table[list(names)].to_numpy(), ref[list(NIH_LABELS)].to_numpy())
-    assert list(table["split"]) == list(ref["split"])
-    assert list(table["patient_id"]) == list(ref["Patient ID"].astype(str))
-    np.testing.assert_array_equal(images, np.asarray(ref_images)[rows])
+    assert list(table["image_id"]) == ids[:6] and images.shape == (6, 16, 16)
+    assert list(table["split"]) == ["train", "train", "val", "val", "test", "test"]
+    assert list(table["patient_id"]) == [str(int(i[:8])) for i in ids[:6]]
+    for row, finding in zip(table.itertuples(), findings):
+        positives = {name for name in names if getattr(row, name) == 1.0}
+        assert positives == set(finding.split("|")) - {"No Finding"}
+
+
+def test_nih_official_split_carves_val_from_train_val_patients(tmp_path):
+    """The official lists next to the table: test as listed; 1/8 of the train/val patients to val, in the
+    documented procedure (sorted patient ids, shuffled by the seed's generator, the first 7/8 train)."""
+    n = 40
+    ids = [f"{p:08d}_{k:03d}.png" for p in range(1, n + 1) for k in range(2)]
+    patients = [int(i[:8]) for i in ids]
+    root = _nih_root(tmp_path / "nih", ids, ["No Finding"] * len(ids), patients)
+    test = ids[:16]
+    (root / "test_list.txt").write_text("\n".join(test) + "\n")
+    (root / "train_val_list.txt").write_text("\n".join(ids[16:-2]) + "\n")  # the last patient in neither
+    report = prepare_image_dataset("nih", root, tmp_path / "out", 16, split_source="official", seed=3)
+    assert report["skipped"]["not in any split list"]["ids"] == ids[-2:]
+    _, table, _ = load_prepared_images(tmp_path / "out")
+    split = dict(zip(table["image_id"], table["split"]))
+    assert {i for i, s in split.items() if s == "test"} == set(test)
+    trainval_patients = sorted({p for i, p in zip(ids, patients) if i in set(ids[16:-2])})
+    order = np.random.default_rng(3).permutation(len(trainval_patients))
+    n_train = round(7 / 8 * len(trainval_patients))
+    expected_val = {trainval_patients[k] for k in order[n_train:]}
+    assert {int(i[:8]) for i, s in split.items() if s == "val"} == expected_val
+    assert {int(i[:8]) for i, s in split.items() if s == "train"} == set(trainval_patients) - expected_val
 
 
 def test_reproduce_uses_a_prepared_folder_and_checks_its_dataset(vindr, tmp_path):

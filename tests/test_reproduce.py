@@ -14,7 +14,7 @@ from fixtures_xray import make_chexpert_root, make_vindr_root
 from sklearn.metrics import roc_auc_score
 
 from medcam_lab.cli import main
-from medcam_lab.data.nih import prepare_nih
+from medcam_lab.datasets.prepared import prepare_image_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def reproduced(tiny_raw, tiny_cohort, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data_root")
     (root / "cohort").symlink_to(tiny_cohort, target_is_directory=True)
-    prepare_nih(tiny_raw / "nih", root / "nih", 36, seed=0)
+    prepare_image_dataset("nih", tiny_raw / "nih", root / "nih", 36, split_source="official", seed=0)
     (root / "vindr").mkdir()  # present but without label files: must be reported, not silently dropped
     out = root / "out"
     argv = ["reproduce", "--suite", "paper", "--data-root", str(root), "--out", str(out), "--encoder", "resnet_small",

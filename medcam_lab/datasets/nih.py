@@ -2,8 +2,14 @@
 
 Access: public (NIH Clinical Center). Label file ``Data_Entry_2017_v2020.csv`` (or ``Data_Entry_2017.csv``,
 optionally gzip-compressed); images ``images*/…/<Image Index>``. Labels: ``Finding Labels`` split at ``|``,
-exact tokens ("No Finding" → all zeros; an unknown token is an error naming it). Split: the BenchX lists
-shipped in ``medcam_lab/datasets/splits`` (train 78,468 / val 11,219 / test 22,433 images; patient-level).
+exact tokens ("No Finding" → all zeros; an unknown token is an error naming it). Splits: ``"benchx"`` (the
+paper's protocol, the default): the BenchX lists shipped in ``medcam_lab/datasets/splits`` (train 78,468 / val
+11,219 / test 22,433 images; patient-level); ``"official"``: the official ``test_list.txt`` is test and the
+official ``train_val_list.txt`` is split by patient into train and val (**Decision:** 1/8 of its patients to
+val, ≈ 70/10/20 overall, seeded), the lists read next to the label table as the dataset ships them (the
+generated demo set ships its own), else the copies shipped in ``medcam_lab/datasets/splits``.
+Cite Wang, X. et al. "ChestX-ray8: Hospital-scale chest X-ray database and benchmarks on weakly-supervised
+classification and localization of common thorax diseases." CVPR 2017.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medcam_lab.data.splits import patient_split
 from medcam_lab.datasets.base import XRayDataset, check_columns, read_split_ids, read_split_lists
 
 __all__ = ["NIH_PATHOLOGIES", "nih_labels", "NIHDataset", "find_nih_table"]
@@ -41,17 +48,44 @@ def _split_map() -> dict[str, str]:
     return out
 
 
-def nih_labels(table_path: str | Path, split: str = "benchx", split_lists: str | Path | None = None) -> pd.DataFrame:
+#: The split protocols of :func:`nih_labels` (``split``) and :class:`NIHDataset` (``split_source``).
+SPLIT_SOURCES = ("benchx", "official")
+#: Share of the official train/val list's patients that ``split="official"`` puts in val.
+OFFICIAL_VAL_SHARE = 1 / 8
+
+
+def _official_list(table_path: Path, name: str) -> set[str]:
+    """The official list ``name`` next to the label table, else the shipped copy."""
+    beside = table_path.parent / f"{name}.txt"
+    if beside.is_file():
+        return set(beside.read_text().split())
+    return set(read_split_ids(f"nih_{name}"))
+
+
+def _official_split(frame: pd.DataFrame, table_path: Path, seed: int) -> np.ndarray:
+    """test / train / val (patients of the train/val list, 1/8 to val, seeded) / unassigned per row."""
+    test, trainval = _official_list(table_path, "test_list"), _official_list(table_path, "train_val_list")
+    ids = frame["Image Index"]
+    split = np.where(ids.isin(test), "test", np.where(ids.isin(trainval), "trainval", "unassigned")).astype(object)
+    tv = split == "trainval"
+    inner = patient_split(frame.loc[tv, "Patient ID"], (1 - OFFICIAL_VAL_SHARE, 0.0, OFFICIAL_VAL_SHARE), seed)
+    split[tv] = np.where(inner == "test", "val", inner)
+    return split
+
+
+def nih_labels(table_path: str | Path, split: str = "benchx", split_lists: str | Path | None = None,
+               seed: int = 0) -> pd.DataFrame:
     """Labels without images: index ``Image Index``; 14 label columns (1.0/0.0) + ``patient_id``,
     ``view``, ``split``.
 
     Args:
         table_path: ``Data_Entry_2017*.csv[.gz]``.
-        split: ``"benchx"`` (the shipped BenchX lists; an image in none of them is ``"unassigned"``) or
-            ``"official"`` (``trainval`` / ``test`` from the official NIH lists).
+        split: ``"benchx"`` (the shipped BenchX lists) or ``"official"`` (see the module docstring); an image
+            in none of the lists is ``"unassigned"``.
         split_lists: a folder with one's own ``train.txt`` / ``val.txt`` / ``test.txt``
             (:func:`medcam_lab.datasets.base.read_split_lists`), used instead of ``split``; an image in none
             of them is ``"unassigned"``.
+        seed: seed of the ``"official"`` val carve-out.
 
     Raises:
         ValueError: on missing columns, duplicated image ids or a finding token outside the 15 known ones.
@@ -77,10 +111,9 @@ def nih_labels(table_path: str | Path, split: str = "benchx", split_lists: str |
     elif split == "benchx":
         out["split"] = out.index.map(_split_map()).fillna("unassigned").to_numpy()
     elif split == "official":
-        test = set(read_split_ids("nih_test_list"))
-        out["split"] = np.where(out.index.isin(list(test)), "test", "trainval")
+        out["split"] = _official_split(frame, Path(table_path), seed)
     else:
-        raise ValueError(f"NIH split must be 'benchx' or 'official', got {split!r}")
+        raise ValueError(f"NIH split must be one of {list(SPLIT_SOURCES)}, got {split!r}")
     return out
 
 
@@ -89,15 +122,17 @@ class NIHDataset(XRayDataset):
 
     Args:
         root: dataset root (``Data_Entry_2017*.csv`` and ``images*/``).
-        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (BenchX split).
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
         transform: applied to the (H, W) uint8 image tensor.
-        split_lists: a folder with one's own ``train.txt`` / ``val.txt`` / ``test.txt`` instead of BenchX's.
+        split_lists: a folder with one's own ``train.txt`` / ``val.txt`` / ``test.txt`` instead of the lists.
+        split_source: ``"benchx"`` or ``"official"`` (:func:`nih_labels`' ``split``).
+        seed: seed of the ``"official"`` val carve-out.
     """
 
     def __init__(self, root: str | Path, split: str = "train", transform: Callable | None = None,
-                 split_lists: str | Path | None = None) -> None:
+                 split_lists: str | Path | None = None, split_source: str = "benchx", seed: int = 0) -> None:
         root = Path(root)
-        table = nih_labels(find_nih_table(root), split_lists=split_lists)
+        table = nih_labels(find_nih_table(root), split=split_source, split_lists=split_lists, seed=seed)
         if split != "all":
             table = table[table["split"] == split]
         index = {p.name: p for p in root.glob("images*/**/*.png")}

@@ -32,14 +32,20 @@ __all__ = ["PREPARABLE", "SPLITS", "prepare_image_dataset", "prepare_images", "l
 SPLITS = ("train", "val", "test")
 PREPARABLE = ("nih", "chexpert", "vindr")
 #: The policy keywords each dataset class accepts.
-_POLICY_KEYS = {"nih": ("split_lists",), "chexpert": ("uncertain", "blank", "frontal_only"), "vindr": ("merge",)}
+_POLICY_KEYS = {"nih": ("split_lists", "split_source", "seed"), "chexpert": ("uncertain", "blank", "frontal_only"),
+                "vindr": ("merge",)}
+
+
+def _nih_policy(policy: dict[str, Any]) -> dict[str, Any]:
+    return {"split_lists": policy.get("split_lists") or None, "split_source": policy.get("split_source", "benchx"),
+            "seed": policy.get("seed", 0)}
 
 
 def _dataset(name: str, root: Path, split: str, policy: dict[str, Any]):
     from medcam_lab.datasets import CheXpertDataset, NIHDataset, VinDrDataset
 
     if name == "nih":
-        return NIHDataset(root, split=split, split_lists=policy.get("split_lists") or None)
+        return NIHDataset(root, split=split, **_nih_policy(policy))
     if name == "chexpert":
         return CheXpertDataset(root, split=split, **policy)
     return VinDrDataset(root, split=split, **policy)
@@ -52,7 +58,9 @@ def _unassigned(name: str, root: Path, policy: dict[str, Any]) -> list[str]:
     from medcam_lab.datasets.nih import find_nih_table
 
     if name == "nih":
-        table = nih_labels(find_nih_table(root), split_lists=policy.get("split_lists") or None)
+        nih = _nih_policy(policy)
+        table = nih_labels(find_nih_table(root), split=nih["split_source"], split_lists=nih["split_lists"],
+                           seed=nih["seed"])
     elif name == "vindr":
         ann = root / "annotations"
         tables = [p for p in (ann / "annotations_train.csv", ann / "annotations_test.csv") if p.is_file()]
@@ -87,7 +95,9 @@ def prepare_image_dataset(name: str, root: str | Path, out: str | Path, image_si
         out: directory to write.
         image_size: side S of the cached square images.
         num_threads: decoding threads; 0 = every core this process may use.
-        **policy: dataset-class options: CheXpert ``uncertain``, ``blank``, ``frontal_only``; VinDr ``merge``.
+        **policy: dataset-class options: NIH ``split_source`` (``benchx``/``official``), ``seed`` (of the
+            official val carve-out), ``split_lists``; CheXpert ``uncertain``, ``blank``, ``frontal_only``; VinDr
+            ``merge``.
 
     Raises:
         ValueError: unknown dataset or a policy key the dataset does not take, or a split left empty.

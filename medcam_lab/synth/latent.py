@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medcam_lab.config import LABELS_CHEXPERT14
-from medcam_lab.data.nih import NIH_LABELS as NIH_LABEL_NAMES
+from medcam_lab.datasets.nih import NIH_PATHOLOGIES as NIH_LABEL_NAMES
 
 CONDITIONS: tuple[str, ...] = (
     "fluid_overload",  # heart failure / volume overload

@@ -32,7 +32,6 @@ from tqdm.auto import tqdm
 from medcam_lab.config import FinetuneConfig
 from medcam_lab.data.cohort import ImageLabelDataset, load_cohort, make_loader
 from medcam_lab.data.label_fraction import BENCHX_TRAIN_LISTS, TrainingSubset, benchx_subset, training_subset
-from medcam_lab.data.nih import NIH_LABELS, load_nih
 from medcam_lab.data.transforms import eval_transform, train_transform
 from medcam_lab.metrics import per_label_metric
 from medcam_lab.models import build_image_encoder, save_state_dict_atomic
@@ -51,6 +50,8 @@ from medcam_lab.training.runtime import (
 )
 
 log = logging.getLogger("medcam_lab")
+#: What ``FinetuneConfig.dataset`` names: a prepared MIMIC cohort or a ``prepare-images`` directory.
+FINETUNE_DATASETS = ("cohort", "images")
 #: Longest training time between two fine-tuning checkpoints (seconds).
 CHECKPOINT_SECONDS = 60.0
 
@@ -84,18 +85,14 @@ class Splits:
 
 
 def load_splits(cfg: FinetuneConfig) -> Splits:
-    """The three splits of a prepared MIMIC cohort (``dataset="cohort"``), a prepared NIH set (``"nih"``) or
-    a ``medcam-lab prepare-images`` directory of any dataset class (``"images"``); the training split is cut
+    """The three splits of a prepared MIMIC cohort (``dataset="cohort"``) or a ``medcam-lab prepare-images``
+    directory of any dataset class (``"images"``: NIH, CheXpert, VinDr-CXR); the training split is cut
     to ``cfg.label_fraction`` of its patients (seeded by ``cfg.seed``)."""
     source = None  # dataset name for the shipped BenchX fraction lists
     if cfg.dataset == "cohort":
         cohort = load_cohort(cfg.data)
         images, labels, meta, names, id_col = cohort.images, cohort.labels, cohort.pairs, cohort.pathologies, "dicom_id"
         patient_col = "subject_id"
-    elif cfg.dataset == "nih":
-        images, meta = load_nih(cfg.data)
-        names, id_col, patient_col = NIH_LABELS, "Image Index", "Patient ID"
-        labels = meta[list(names)].to_numpy(dtype=np.float32)
     elif cfg.dataset == "images":
         from medcam_lab.datasets.prepared import load_prepared_images
 
@@ -105,7 +102,7 @@ def load_splits(cfg: FinetuneConfig) -> Splits:
         labels = meta[list(names)].to_numpy(dtype=np.float32)
         source = json.loads((Path(cfg.data) / "dataset.json").read_text()).get("dataset")
     else:
-        raise ValueError(f"dataset must be 'cohort', 'nih' or 'images', got {cfg.dataset!r}")
+        raise ValueError(f"dataset must be one of {list(FINETUNE_DATASETS)}, got {cfg.dataset!r}")
     split = meta["split"].to_numpy()
     parts, subset = {}, None
     for name in ("train", "val", "test"):
