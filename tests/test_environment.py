@@ -11,7 +11,7 @@ from medcam_lab.cli import main
 from medcam_lab.doctor import diagnose, render
 
 ROOT = Path(__file__).resolve().parents[1]
-PINNED = ("jupyterlab", "ipywidgets", "jupyterlab_widgets")
+PINNED = ("jupyterlab", "ipywidgets", "jupyterlab_widgets", "jupytext")
 
 
 def _pins(text: str) -> dict[str, str]:
