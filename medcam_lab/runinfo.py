@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+from medcam_lab.atomic import atomic_write
 from medcam_lab.config import PATH_FIELDS, config_from_dict, config_to_dict
 
 T = TypeVar("T")
@@ -57,15 +58,9 @@ def package_versions() -> dict[str, str | None]:
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON; the file is replaced in one step, never left half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
+    with atomic_write(path) as tmp, open(tmp, "w") as fh:
         json.dump(obj, fh, indent=2, sort_keys=False, default=str)
         fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def write_run_info(out_dir: str | os.PathLike[str], stage: str, config: Any, **extra: Any) -> dict[str, Any]:

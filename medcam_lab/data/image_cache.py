@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from medcam_lab.atomic import atomic_write, fsync_path
 from medcam_lab.data.grayscale import to_gray
 from medcam_lab.data.image_cache_state import (
     CACHED,
@@ -207,10 +208,10 @@ def _compact(state: PartialState) -> None:
     rows = np.flatnonzero(state.status == CACHED)
     if len(rows) == len(state.status):  # every image cached: the partial file is the cache, byte for byte
         state.close()
-        os.replace(out_dir / PARTIAL_FILE, out_dir / CACHE_FILE)
+        os.replace(out_dir / PARTIAL_FILE, out_dir / CACHE_FILE)  # the rows were fsynced as they were written
+        fsync_path(out_dir)
         return
-    tmp = out_dir / (CACHE_FILE + ".tmp.npy")
-    try:
+    with atomic_write(out_dir / CACHE_FILE, suffix=".tmp.npy") as tmp:
         position = new_npy(tmp, (len(rows), state.size, state.size))
         fd = os.open(tmp, os.O_WRONLY)
         try:
@@ -224,13 +225,8 @@ def _compact(state: PartialState) -> None:
                         raise OSError(errno.EIO, f"{PARTIAL_FILE} is shorter than its header says")
                     pwrite_all(fd, data, position)
                     position += len(data)
-            os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, out_dir / CACHE_FILE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     state.close()
 
 

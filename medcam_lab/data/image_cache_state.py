@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medcam_lab.atomic import atomic_write
+
 log = logging.getLogger("medcam_lab")
 
 PARTIAL_FILE = "images_uint8.partial.npy"  # (len(paths), size, size) uint8, row i = paths[i] once done
@@ -150,10 +152,9 @@ def new_state(out_dir: Path, fingerprint: str, n: int, size: int) -> PartialStat
     new_npy(out_dir / STATUS_FILE, (n,))
     (out_dir / FAILURES_FILE).write_bytes(b"")
     state_id = uuid.uuid4().hex
-    tmp = out_dir / (FINGERPRINT_FILE + ".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint, "state_id": state_id, "images": n, "size": size}),
-                   encoding="utf-8")
-    os.replace(tmp, out_dir / FINGERPRINT_FILE)  # written last: the state is valid once it exists
+    with atomic_write(out_dir / FINGERPRINT_FILE) as tmp:  # written last: the state is valid once it exists
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "state_id": state_id, "images": n, "size": size}),
+                       encoding="utf-8")
     return PartialState(out_dir, state_id, n, size)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 import pickletools
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from medcam_lab.atomic import atomic_write
 
 __all__ = [
     "CHECKPOINT_LAYOUTS",
@@ -380,8 +381,8 @@ def backbone_state_dict(model: nn.Module, head_prefix: str = "fc.") -> dict[str,
 
 
 def save_state_dict_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` ``obj`` to ``path`` atomically (temp file in the same directory, fsync,
-    ``os.replace``), so a crash never leaves a truncated checkpoint behind.
+    """``torch.save`` ``obj`` to ``path`` atomically (:func:`medcam_lab.atomic.atomic_write`), so a crash never
+    leaves a truncated checkpoint behind.
 
     Args:
         obj: what to save (normally a state_dict).
@@ -393,25 +394,6 @@ def save_state_dict_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     Shape:
         - tensors are saved as they are.
     """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # persist the rename itself (POSIX); not possible on every platform/filesystem
-        dir_fd = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return dest
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)

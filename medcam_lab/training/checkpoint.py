@@ -1,7 +1,7 @@
 """Training checkpoints: written atomically, read with ``weights_only=True``, resumable.
 
-A checkpoint is written to ``<name>.tmp`` in the same directory, flushed to disk and renamed over the
-previous one, so a run killed at any moment leaves either the old or the new checkpoint, never half of one.
+A checkpoint is written through :func:`medcam_lab.atomic.atomic_write`, so a run killed at any moment leaves
+either the old or the new checkpoint, never half of one.
 """
 
 from __future__ import annotations
@@ -12,17 +12,13 @@ from typing import Any
 
 import torch
 
+from medcam_lab.atomic import atomic_write
+
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Atomically write ``state`` (tensors, numbers, strings, lists and dicts only) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
