@@ -22,18 +22,7 @@ Steps (each count is written to ``report.json``):
    (no subject in two splits), normalizer fitted on the training split (``clean``: over observed bins
    only), arrays and tables written.
 
-Cohort directory:
-    pairs.parquet         one row per image: ids, split, window, n_bins, image path, cache row, 14 labels
-    labels_raw.parquet    the study's raw CheXpert values (1/0/−1/NaN) for every pair, for other policies
-    ehr_values.npy        (N, T_max, F) float32 discretized EHR (not normalized), zero past n_bins;
-                          F = 76 (``medfuse``) or 60 (``clean``)
-    ehr_columns.json      the F feature names
-    normalizer.json       mean/std per feature (continuous columns are standardized at load time)
-    images_uint8.npy      (N, S, S) uint8 image cache, row i ↔ pairs row i
-    report.json / report.md   counts after every filter, drops by reason and variable, unknown category
-                          strings, label prevalence per split, MIMIC-IV / MIMIC-CXR / medcam_lab versions
-    config.json / run_info.json   resolved config, git revision, package versions
-
+The cohort directory's files, and how they are written and opened: :mod:`medcam_lab.data.cohort`.
 ``pairs.parquet`` is written last, in one step: a run that fails (bad input, full disk) leaves no
 directory that opens as a cohort; a rerun into the same directory replaces the cohort (the image cache
 resumes where a killed run stopped).
@@ -43,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +43,7 @@ import pyarrow as pa
 from medcam_lab import __version__
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
 from medcam_lab.data import mimic_cxr, mimic_iv
+from medcam_lab.data.cohort import finish_cohort, start_cohort, write_cohort_ehr
 from medcam_lab.data.event_spill import EventSpill, bucket_of, buckets_for, estimated_rows, stay_ids_of_labs
 from medcam_lab.data.image_cache import build_image_cache
 from medcam_lab.data.report import CohortReport
@@ -63,11 +52,9 @@ from medcam_lab.ehr import Discretizer, Normalizer, clean_events, events_to_wide
 from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, Layout
 from medcam_lab.ehr.itemids import itemid_map, itemids_of_table
 from medcam_lab.ehr.switches import CleanSwitches
-from medcam_lab.runinfo import write_json_atomic, write_run_info
+from medcam_lab.runinfo import write_run_info
 
 log = logging.getLogger("medcam_lab")
-COMPLETE_MARKER = "pairs.parquet"
-"""Written last and atomically: a directory holds a finished cohort exactly when it has this file."""
 HOUR = pd.Timedelta(hours=1)
 
 
@@ -384,19 +371,6 @@ def build_episodes(
     return collect_windows(pairs, episodes, discretizer, report)
 
 
-def write_padded_episodes(path: Path, values: list[np.ndarray], n_features: int) -> None:
-    """Write variable-length episodes as one (N, T_max, F) float32 ``.npy``, zero past each episode's end.
-
-    Written through a memory map, row by row: no second copy of the episodes in memory.
-    """
-    t_max = max((len(v) for v in values), default=0)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(values), t_max, n_features))
-    for i, v in enumerate(values):
-        out[i, : len(v)] = v
-    out.flush()
-    del out
-
-
 def label_prevalence(pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Positives per label and split (fraction of known labels)."""
     out: dict[str, dict[str, float]] = {}
@@ -411,13 +385,10 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
         raise ValueError(f"compat={cfg.compat!r}: use one of {COMPAT_MODES}")
     if cfg.partition_events < 1:
         raise ValueError(f"partition_events={cfg.partition_events}: must be at least 1 (rows cleaned at once)")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    marker = out / COMPLETE_MARKER
-    if marker.exists():  # a cohort is replaced: until this run ends, the directory is not an openable cohort
-        log.info("replacing the cohort in %s", out)
-        marker.unlink()
-    write_run_info(out, "prepare", cfg)
+    cohort = Path(cfg.out)
+    if start_cohort(cohort):  # a cohort is replaced: until this run ends, the directory is not an openable cohort
+        log.info("replacing the cohort in %s", cohort)
+    write_run_info(cohort, "prepare", cfg)
     report = CohortReport()
     layout = mimic_iv.locate_mimic_iv(cfg.mimic_iv, cfg.mimic_iv_version)
     report.info["versions"] = {
@@ -436,11 +407,11 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
         raise ValueError("no CXR image was taken during a kept ICU stay; see report: " + json.dumps(report.steps))
 
     paired_stays = stays.loc[stays["stay_id"].isin(pairs["stay_id"])]
-    spill_dir = Path(cfg.spill_dir or out) / ".event_spill"
+    spill_dir = Path(cfg.spill_dir or cohort) / ".event_spill"
     pairs, values, columns = build_episodes(layout, paired_stays, pairs, cfg, report, spill_dir)
 
     image_paths = [Path(cfg.mimic_cxr) / p for p in pairs["image_path"]]
-    ok, failures = build_image_cache(image_paths, out, cfg.image_cache_size)
+    ok, failures = build_image_cache(image_paths, cohort, cfg.image_cache_size)
     for failure in failures:
         report.drop(f"pair: {failure['reason'].split(':')[0]}", 1, [failure["path"]])
     report.info["image_failures"] = failures
@@ -462,15 +433,7 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     train_values = [v for v, s in zip(values, pairs["split"]) if s == "train"]
     observed_only = CleanSwitches.for_mode(cfg.compat).normalizer_observed_only
     normalizer = Normalizer.fit(train_values, columns, observed_only=observed_only)
-    normalizer.save(out / "normalizer.json")
-    write_padded_episodes(out / "ehr_values.npy", values, len(columns))
-    write_json_atomic(out / "ehr_columns.json", columns)
-    keep_cols = [
-        "subject_id", "hadm_id", "stay_id", "study_id", "dicom_id", "ViewPosition", "study_datetime",
-        "intime", "outtime", "window_start", "window_hours", "n_bins", "image_path", "cache_index", "split",
-        *LABELS_CHEXPERT14,
-    ]
-    study_labels.assign(dicom_id=pairs["dicom_id"].to_numpy()).to_parquet(out / "labels_raw.parquet", index=False)
+    write_cohort_ehr(cohort, normalizer, values, columns)
 
     report.info["label_prevalence"] = label_prevalence(pairs)
     report.info["label_policy"] = {"uncertain": cfg.uncertain_policy, "blank": cfg.blank_policy}
@@ -481,10 +444,5 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
         "normalizer_unfitted_columns": list(normalizer.unfitted),
     }
     result = report.to_dict()
-    write_json_atomic(out / "report.json", result)
-    (out / "report.md").write_text(report.to_markdown())
-    # pairs.parquet last, in one step: a prepare that fails (full disk, bad input) leaves no openable cohort
-    tmp = out / f"{COMPLETE_MARKER}.tmp"
-    pairs[keep_cols].to_parquet(tmp, index=False)
-    os.replace(tmp, marker)
+    finish_cohort(cohort, pairs, study_labels, result, report.to_markdown())
     return result

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (medcam-lab)
 #     language: python
@@ -64,9 +64,7 @@ out_dir.mkdir(parents=True, exist_ok=True)
 cfg
 
 # %%
-from medcam_lab.data.cohort import load_cohort  # noqa: E402
-from medcam_lab.explain import aligner_config, embed_split, load_aligner, run_cohort  # noqa: E402
-from medcam_lab.explain.ehr import cohort_units  # noqa: E402
+from medcam_lab.explain import embed_split, open_alignment_run  # noqa: E402
 from medcam_lab.runinfo import write_json_atomic  # noqa: E402
 from medcam_lab.viz import (  # noqa: E402
     ehr_variable_summary,
@@ -77,14 +75,12 @@ from medcam_lab.viz import (  # noqa: E402
     write_figures_html,
 )
 
-run = aligner_config(cfg.align_dir)
-root = run_cohort(run, cfg.cohort)  # the cohort parameter wins over the run's
-data = load_cohort(root)
+run = open_alignment_run(cfg.align_dir, cfg.cohort, device)  # the cohort parameter wins over the run's
+data = run.cohort
 embedded = {}
 for state in ("initial", "final"):
-    model, _ = load_aligner(cfg.align_dir, state, n_features=data.ehr.shape[-1], weights=cfg.weights or None,
-                            device=device)
-    embedded[state] = embed_split(model, data, cfg.split, run.image_size, cfg.batch_size, device)
+    model = run.aligner(state, weights=cfg.weights or None)
+    embedded[state] = embed_split(model, data, cfg.split, run.config.image_size, cfg.batch_size, device)
 before, after = embedded["initial"], embedded["final"]
 print(f"{len(after.rows)} images of split {cfg.split!r}")
 
@@ -99,20 +95,18 @@ display(pd.DataFrame({k: retrieval[k] for k in ("before", "after")}).T)
 retrieval_figure(retrieval)
 
 # %%
-raw = np.load(root / "ehr_values.npy", mmap_mode="r")
 frame = after.meta[["subject_id"]].copy()
 for name, emb in (("before", before), ("after", after)):
     xy = umap_2d(emb.features, seed=cfg.seed, n_neighbors=cfg.n_neighbors, min_dist=cfg.min_dist)
     frame[f"{name}_x"], frame[f"{name}_y"] = xy[:, 0], xy[:, 1]
 labels = pd.DataFrame(after.labels, columns=list(after.pathologies))
-variables = ehr_variable_summary(np.asarray(raw[after.rows]), after.lengths, data.ehr_columns)
+variables = ehr_variable_summary(np.asarray(data.raw_ehr[after.rows]), after.lengths, data.ehr_columns)
 missing = sorted(set(cfg.color_labels) - set(labels)) + sorted(set(cfg.color_variables) - set(variables))
 if missing:
     raise KeyError(f"colour column(s) {missing} are neither labels nor continuous EHR variables")
 frame = pd.concat([frame, labels[list(cfg.color_labels)], variables[list(cfg.color_variables)]], axis=1)
 frame.to_parquet(out_dir / "umap_points.parquet", index=False)
-units = cohort_units(root)
-figures = [umap_figure(frame, c, units=units) for c in (*cfg.color_labels, *cfg.color_variables)]
+figures = [umap_figure(frame, c, units=data.units) for c in (*cfg.color_labels, *cfg.color_variables)]
 write_figures_html(figures, out_dir / "umap.html")
 for figure in figures:
     display(figure)

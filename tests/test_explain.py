@@ -132,3 +132,24 @@ def test_variable_groups_cover_the_76_columns_once():
     assert len(gcs.categories) == len(gcs.value_columns) > 1
     with pytest.raises(ValueError, match="mask columns without value"):
         variable_groups(["a", "mask->b"])
+
+
+def test_an_alignment_run_opens_with_its_cohort_raw_values_units_and_timestep(tiny_align_run, tiny_cohort):
+    import json
+
+    from medcam_lab.data.cohort import EHR_VALUES_FILE
+    from medcam_lab.explain import open_alignment_run
+
+    run = open_alignment_run(tiny_align_run)
+    assert run.cohort.path == tiny_cohort and run.config.k == 3
+    raw = np.load(tiny_cohort / EHR_VALUES_FILE)
+    assert np.array_equal(np.asarray(run.cohort.raw_ehr), raw)
+    prepared = json.loads((tiny_cohort / "config.json").read_text())
+    assert run.cohort.timestep == prepared["timestep"] and run.cohort.compat == prepared["compat"]
+    assert (run.cohort.units.get("Temperature") == "°C") == (prepared["compat"] == "clean")
+    final, _ = load_aligner(tiny_align_run, "final")
+    opened = run.aligner("final")
+    for (name, a), (_, b) in zip(final.state_dict().items(), opened.state_dict().items()):
+        assert torch.equal(a, b), name
+    with pytest.raises(FileNotFoundError, match="parameter cohort"):
+        open_alignment_run(tiny_align_run, cohort=tiny_align_run)

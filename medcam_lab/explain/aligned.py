@@ -13,7 +13,6 @@ checkpoint ``checkpoint.pt`` (the last completed epoch) next to its ``config.jso
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +22,21 @@ import torch
 from torch import Tensor, nn
 
 from medcam_lab.config import AlignConfig
-from medcam_lab.data.cohort import Cohort, PairedDataset, make_loader
+from medcam_lab.data.cohort import (
+    PAIRS_FILE,
+    Cohort,
+    PairedDataset,
+    is_cohort,
+    load_cohort,
+    make_loader,
+    read_ehr_columns,
+)
 from medcam_lab.data.transforms import eval_transform
 from medcam_lab.models import MedCAMAligner, step_attention
 from medcam_lab.runinfo import read_run_config
 
-__all__ = ["SplitEmbeddings", "aligner_config", "run_cohort", "load_aligner", "embed_split", "last_block"]
+__all__ = ["SplitEmbeddings", "AlignmentRun", "open_alignment_run", "aligner_config", "run_cohort", "load_aligner",
+           "embed_split", "last_block"]
 
 STATES = ("initial", "final")
 
@@ -47,22 +55,50 @@ def run_cohort(cfg: AlignConfig, cohort: str | Path = "") -> Path:
     """The cohort to read: ``cohort`` when given (the user's parameter wins), else the run's own.
 
     Raises:
-        FileNotFoundError: the directory holds no prepared cohort; the message names the parameter to set.
+        FileNotFoundError: the directory holds no finished cohort; the message names the parameter to set.
     """
-    root = Path(cohort or cfg.cohort)
-    if not (root / "ehr_columns.json").exists():
+    path = Path(cohort or cfg.cohort)
+    if not is_cohort(path):
         whose = "the cohort given" if cohort else "the alignment run's cohort"
-        raise FileNotFoundError(f"{whose}, {root}, holds no prepared cohort (no ehr_columns.json): set the "
+        raise FileNotFoundError(f"{whose}, {path}, holds no prepared cohort (no {PAIRS_FILE}): set the "
                                 f"parameter cohort to the directory `medcam-lab prepare` (notebook 01) wrote")
-    return root
+    return path
 
 
-def cohort_feature_count(cohort: str | Path) -> int:
-    """EHR features per timestep of a prepared cohort (the length of its ``ehr_columns.json``)."""
-    path = Path(cohort) / "ehr_columns.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} missing: set the parameter cohort to the cohort the alignment run read")
-    return len(json.loads(path.read_text()))
+@dataclass
+class AlignmentRun:
+    """An alignment run opened for inspection: its config, the cohort it is read on, its aligners.
+
+    Attributes:
+        directory: the run's output directory (``config.json``, ``checkpoint.pt``).
+        config: the resolved :class:`AlignConfig` the run wrote.
+        cohort: the cohort (the ``cohort`` given to :func:`open_alignment_run`, else the run's own).
+        device: where :meth:`aligner` puts the models.
+    """
+
+    directory: Path
+    config: AlignConfig
+    cohort: Cohort
+    device: str | torch.device = "cpu"
+
+    def aligner(self, state: str = "final", weights: str | None = None) -> MedCAMAligner:
+        """The run's aligner in ``state`` (:func:`load_aligner`), sized to the cohort's EHR features."""
+        model, _ = load_aligner(self.directory, state, n_features=len(self.cohort.ehr_columns), weights=weights,
+                                device=self.device)
+        return model
+
+
+def open_alignment_run(align_dir: str | Path, cohort: str | Path = "",
+                       device: str | torch.device = "cpu") -> AlignmentRun:
+    """Open an alignment run and the cohort to read it on (``cohort`` when given, else the run's own): what
+    notebooks 04 and 05 (:func:`medcam_lab.viz.inspector.build_inspector`) start from.
+
+    Raises:
+        FileNotFoundError: no ``config.json`` in ``align_dir``, or no finished cohort; the message names the
+            parameter to set.
+    """
+    config = aligner_config(align_dir)
+    return AlignmentRun(Path(align_dir), config, load_cohort(run_cohort(config, cohort)), device)
 
 
 def load_aligner(
@@ -97,7 +133,7 @@ def load_aligner(
         raise ValueError(f"state must be one of {STATES}, got {state!r}")
     cfg = aligner_config(align_dir)
     if n_features is None:
-        n_features = cohort_feature_count(run_cohort(cfg))
+        n_features = len(read_ehr_columns(run_cohort(cfg)))
     if state == "initial":
         start = weights or cfg.weights
         if start and not Path(start).is_file():

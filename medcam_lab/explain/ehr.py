@@ -13,9 +13,7 @@ LSTM (packed sequences), so their attribution is exactly 0.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +23,7 @@ from torch import Tensor, nn
 from medcam_lab.explain.images import integrated_gradients
 
 __all__ = ["VariableGroup", "VariableTable", "variable_groups", "variable_matrix", "variable_table",
-           "ehr_attributions", "attributions_by_variable", "cohort_units", "CLINICAL_GROUPS"]
+           "ehr_attributions", "attributions_by_variable", "CLINICAL_GROUPS"]
 
 MASK_PREFIX = "mask->"
 
@@ -192,17 +190,6 @@ def variable_table(raw: np.ndarray, columns: list[str], length: int,
     names = [groups[v].name for v in order]
     return VariableTable(names, [group_of.get(n, "other") for n in names], [units.get(n, "") for n in names],
                          scaled, values, status, order)
-
-
-def cohort_units(cohort: str | Path) -> dict[str, str]:
-    """Units of a prepared cohort's discretized values: in ``clean`` mode every continuous variable is
-    converted to one unit by item id (:data:`medcam_lab.ehr.ranges.VALID_RANGES`); in ``medfuse`` mode the
-    values stay as charted (mixed units), so no unit is claimed (``{}``)."""
-    from medcam_lab.ehr.ranges import VALID_RANGES
-
-    path = Path(cohort) / "config.json"
-    compat = json.loads(path.read_text()).get("compat", "") if path.exists() else ""
-    return {name: r.unit for name, r in VALID_RANGES.items() if r.unit} if compat == "clean" else {}
 
 
 def _ehr_similarity(aligner: nn.Module):

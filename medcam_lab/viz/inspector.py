@@ -20,15 +20,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from medcam_lab.explain.aligned import (
-    SplitEmbeddings,
-    aligner_config,
-    embed_split,
-    last_block,
-    load_aligner,
-    run_cohort,
-)
-from medcam_lab.explain.ehr import cohort_units
+from medcam_lab.explain.aligned import SplitEmbeddings, embed_split, last_block, open_alignment_run
 from medcam_lab.explain.images import grad_cam, image_ehr_similarity, integrated_gradients
 from medcam_lab.viz.attention import AttentionView, attention_heatmap, attention_view
 from medcam_lab.viz.images import overlay_png
@@ -303,22 +295,16 @@ def build_inspector(align_dir: str | Path, cohort: str | Path = "", splits: tupl
     Shape:
         - no tensor arguments.
     """
-    from medcam_lab.data.cohort import load_cohort
-
-    root = run_cohort(aligner_config(align_dir), cohort)  # a cohort given by the caller wins
-    data = load_cohort(root)
-    aligner, cfg = load_aligner(align_dir, "final", n_features=data.ehr.shape[-1], device=device)
-    raw = np.load(root / "ehr_values.npy", mmap_mode="r")
-    prepared = json.loads((root / "config.json").read_text()) if (root / "config.json").exists() else {}
-    timestep = float(prepared.get("timestep", 2.0))
-    units = cohort_units(root)
+    run = open_alignment_run(align_dir, cohort, device)  # a cohort given by the caller wins
+    data, cfg = run.cohort, run.config
+    aligner = run.aligner("final")
 
     def load_split(name: str) -> InspectorSplit:
         emb = embed_split(aligner, data, name, cfg.image_size, batch_size, device)
-        return InspectorSplit(name, emb, np.asarray(data.images[emb.rows]), np.asarray(raw[emb.rows]),
-                              list(data.ehr_columns), units)
+        return InspectorSplit(name, emb, np.asarray(data.images[emb.rows]), np.asarray(data.raw_ehr[emb.rows]),
+                              list(data.ehr_columns), data.units)
 
     inspector = AlignmentInspector(load_split, splits, k or cfg.k, make_attribute_fn(aligner, cfg.image_size, ig_steps),
-                                   n_neighbours, timestep)
+                                   n_neighbours, data.timestep)
     inspector.aligner, inspector.cohort, inspector.align_config = aligner, data, cfg  # for further analysis
     return inspector
