@@ -2,7 +2,7 @@
 
 1. Extraction: a generated MIMIC-shaped ``chartevents.csv.gz`` (default 20 million rows, the v2.2 column
    layout, ~40 % of rows on the item ids of the 17 variables) is read (a) by
-   :func:`medcam_lab.data.mimic_iv.stream_events` and (b) by the reference's method: Python's ``csv``
+   :func:`medcam_lab.datasets.mimic_iv.stream_events` and (b) by the reference's method: Python's ``csv``
    module row by row, keeping the rows whose item id is mapped. Each runs in its own child process, which
    reports its wall time and peak RSS (``ru_maxrss``); both keep the rows of every stay. Each method runs
    ``--rounds`` times (alternating which goes first); medians are compared.
@@ -72,7 +72,7 @@ def generate_chartevents(path: Path, n_rows: int, seed: int = 0, chunk: int = 2_
 
 def child_extract(path: str, method: str) -> None:
     """Child-process body: run one extraction method, print JSON with rows, seconds and peak RSS."""
-    from medcam_lab.data.mimic_iv import stream_events
+    from medcam_lab.datasets.mimic_iv import stream_events
     from medcam_lab.ehr.itemids import CHART_ITEMIDS
 
     start = time.perf_counter()

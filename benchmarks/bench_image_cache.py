@@ -8,7 +8,7 @@ its wall time and peak RSS (``VmHWM`` of ``/proc/self/status``, plus, with worke
 largest worker's ``ru_maxrss`` times the number of workers), on ``--workers`` workers (default: every
 core):
 
-1. **streaming**: :func:`medcam_lab.data.image_cache.build_image_cache` (threads), at ``--n`` images and at a
+1. **streaming**: :func:`medcam_lab.prepare.image_cache.build_image_cache` (threads), at ``--n`` images and at a
    quarter of them, so that the growth of peak RSS with the number of images is measured, not assumed;
 2. **in-memory**: a verbatim copy of the former build (every decoded image kept in a Python list, then
    written), at the same two sizes; the two caches are checked byte-identical;
@@ -89,7 +89,8 @@ def build_in_memory(paths: list[Path], out_dir: Path, size: int, num_threads: in
     """The former ``build_image_cache``, verbatim: every decoded image kept in a list, then written."""
     from tqdm.auto import tqdm
 
-    from medcam_lab.data.image_cache import CACHE_FILE, _try_load
+    from medcam_lab.data.image_cache import CACHE_FILE
+    from medcam_lab.prepare.image_cache import _try_load
 
     decode, desc = None, "image cache"
     out_dir = Path(out_dir)
@@ -125,7 +126,7 @@ def peak_rss_mib() -> float:
 
 def child(spec: dict) -> None:
     """One build in this (fresh) process; prints its measurements as JSON."""
-    from medcam_lab.data.image_cache import build_image_cache
+    from medcam_lab.prepare.image_cache import build_image_cache
 
     paths = [Path(p) for p in json.loads(Path(spec["paths_file"]).read_text())]
     out = Path(spec["out"])

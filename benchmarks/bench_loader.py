@@ -5,7 +5,7 @@ temporary directory, then measures in one run, with the same number of DataLoade
 
 - **naive**: a ``Dataset`` whose ``__getitem__`` opens the JPEG, converts to grayscale and resizes to 256 px,
   batched by the default collate;
-- **cache build** (one time, in ``prepare``): :func:`medcam_lab.data.image_cache.build_image_cache`;
+- **cache build** (one time, in ``prepare``): :func:`medcam_lab.prepare.image_cache.build_image_cache`;
 - **medcam_lab**: ``make_loader`` over the memory-mapped uint8 cache (``__getitems__``: one fancy-index copy
   per batch) plus the training crop/flip to 224 px (``train_transform``), i.e. what a training step consumes.
 
@@ -30,9 +30,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from medcam_lab.data.cohort import ImageLabelDataset, make_loader
-from medcam_lab.data.image_cache import build_image_cache, open_image_cache
+from medcam_lab.data.image_cache import open_image_cache
+from medcam_lab.data.loading import ImageLabelDataset, make_loader
 from medcam_lab.data.transforms import train_transform
+from medcam_lab.prepare.image_cache import build_image_cache
 
 FULL_SIZE = (2544, 3056)  # (height, width) of a typical MIMIC-CXR-JPG file
 

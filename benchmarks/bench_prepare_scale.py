@@ -64,7 +64,7 @@ def child_prepare(raw: str, out: str, partition_events: int) -> dict:
     import shutil
 
     from medcam_lab.config import PrepareConfig
-    from medcam_lab.prepare import prepare_cohort
+    from medcam_lab.prepare.cohort import prepare_cohort
 
     shutil.rmtree(out, ignore_errors=True)
     cfg = PrepareConfig(mimic_cxr=f"{raw}/mimic-cxr-jpg", mimic_iv=f"{raw}/mimic-iv", out=out, image_cache_size=64,
@@ -91,12 +91,12 @@ def child_extract(raw: str, method: str, spill_dir: str) -> dict:
     import shutil
 
     from medcam_lab.config import PrepareConfig
-    from medcam_lab.data import mimic_cxr, mimic_iv
-    from medcam_lab.data.event_spill import EventSpill
-    from medcam_lab.data.report import CohortReport
+    from medcam_lab.datasets import mimic_cxr, mimic_iv
     from medcam_lab.ehr.itemids import itemid_map, itemids_of_table
     from medcam_lab.ehr.switches import CleanSwitches
-    from medcam_lab.prepare import pair_images_with_stays, select_stays, spill_events
+    from medcam_lab.prepare.cohort import pair_images_with_stays, select_stays, spill_events
+    from medcam_lab.prepare.event_spill import EventSpill
+    from medcam_lab.prepare.report import CohortReport
 
     cfg = PrepareConfig(mimic_cxr=f"{raw}/mimic-cxr-jpg", mimic_iv=f"{raw}/mimic-iv", out=spill_dir)
     layout = mimic_iv.locate_mimic_iv(cfg.mimic_iv)

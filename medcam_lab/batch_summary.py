@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medcam_lab.data.cohort import REPORT_FILE
 from medcam_lab.runinfo import write_json_atomic
 
 
@@ -29,11 +30,11 @@ def _read_json(path: Path) -> Any:
 
 
 def _cohort_result(out: Path, params: dict[str, Any]) -> str:
-    report = _read_json(out / "report.json")
+    report = _read_json(out / REPORT_FILE)
     splits = {s["step"].removeprefix("pairs in "): s for s in report.get("steps", [])
               if s.get("step", "").startswith("pairs in ")}
     if not splits:
-        raise _NotFound(f"no split counts in {out / 'report.json'}")
+        raise _NotFound(f"no split counts in {out / REPORT_FILE}")
     pairs = " / ".join(f"{name} {s['count']:,}" for name, s in splits.items())
     patients = " / ".join(f"{s['patients']:,}" for s in splits.values() if "patients" in s)
     ehr = report.get("ehr", {})

@@ -100,7 +100,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> None:
-    from medcam_lab.prepare import prepare_cohort
+    from medcam_lab.prepare.cohort import prepare_cohort
 
     cfg = _config(PrepareConfig, args)
     report = prepare_cohort(cfg)
@@ -159,7 +159,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     print(open(results["report_path"]).read())
 
 def _cmd_prepare_images(args: argparse.Namespace) -> None:
-    from medcam_lab.datasets.prepared import prepare_images
+    from medcam_lab.prepare.images import prepare_images
 
     report = prepare_images(_config(PrepareImagesConfig, args))
     skipped = {reason: entry["count"] for reason, entry in report["skipped"].items()}

@@ -90,8 +90,8 @@ ALLOWED_VALUES: dict[str, Callable[[], tuple[str, ...]]] = {
     "preset": _from("medcam_lab.presets", "PRESETS"),
 }
 CLASS_ALLOWED_VALUES: dict[tuple[str, str], Callable[[], tuple[str, ...]]] = {
-    ("PrepareImagesConfig", "dataset"): _from("medcam_lab.datasets.prepared", "PREPARABLE"),
-    ("EmbeddingsConfig", "split"): _from("medcam_lab.datasets.prepared", "SPLITS"),
+    ("PrepareImagesConfig", "dataset"): _from("medcam_lab.prepare.images", "PREPARABLE"),
+    ("EmbeddingsConfig", "split"): _from("medcam_lab.datasets.patient_split", "SPLIT_NAMES"),
     ("FinetuneConfig", "dataset"): _from("medcam_lab.training.finetune", "FINETUNE_DATASETS"),
     ("PrepareImagesConfig", "split_source"): _from("medcam_lab.datasets.nih", "SPLIT_SOURCES"),
 }

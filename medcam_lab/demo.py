@@ -32,8 +32,8 @@ from medcam_lab.config import (
     PrepareConfig,
     PretrainConfig,
 )
-from medcam_lab.data.image_cache import default_workers
 from medcam_lab.demo_jobs import Job, run_jobs
+from medcam_lab.prepare.image_cache import default_workers
 from medcam_lab.presets import DEMO, image_cache_size_for, validation_start
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 
@@ -49,9 +49,9 @@ PROTOCOLS = {
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Run every stage under ``cfg.out``; returns the results dict (also in ``results.json``)."""
-    from medcam_lab.datasets.prepared import prepare_image_dataset
     from medcam_lab.evaluation import compare_predictions, evaluate_predictions
-    from medcam_lab.prepare import prepare_cohort
+    from medcam_lab.prepare.cohort import prepare_cohort
+    from medcam_lab.prepare.images import prepare_image_dataset
     from medcam_lab.synth import SynthConfig, generate_cohort
     from medcam_lab.training.align import align
     from medcam_lab.training.finetune import finetune

@@ -23,7 +23,6 @@ Anything that cannot run is a row that says why. Outputs under ``out``:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -109,25 +108,27 @@ def locate_data(cfg: ReproduceConfig, out: Path,
                 image_size: int) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """Which datasets can run: {name: (prepared path, finetune dataset kind)} and {name: reason skipped}; raw
     image datasets are prepared at the cache size of model input ``image_size``."""
-    from medcam_lab.datasets.prepared import prepare_image_dataset
+    from medcam_lab.data.cohort import PAIRS_FILE, is_cohort
+    from medcam_lab.data.prepared_images import DATASET_FILE, is_prepared_images, read_dataset_info
+    from medcam_lab.prepare.images import prepare_image_dataset
 
     root = Path(cfg.data_root)
     found: dict[str, tuple[str, str]] = {}
     skipped: dict[str, str] = {}
-    cohort = root / "cohort" if (root / "cohort" / "pairs.parquet").is_file() else root
-    if (cohort / "pairs.parquet").is_file():
+    cohort = root / "cohort" if is_cohort(root / "cohort") else root
+    if is_cohort(cohort):
         found["mimic"] = (str(cohort), "cohort")
     else:
-        skipped["mimic"] = f"no prepared cohort (pairs.parquet) under {root} or {root / 'cohort'}; run " \
+        skipped["mimic"] = f"no prepared cohort ({PAIRS_FILE}) under {root} or {root / 'cohort'}; run " \
                            "`medcam-lab prepare` first"
     for name in ("nih", "vindr", "chexpert"):
         raw = root / name
-        if (raw / "dataset.json").is_file():  # already a `medcam-lab prepare-images` directory
-            kind = json.loads((raw / "dataset.json").read_text()).get("dataset")
+        if is_prepared_images(raw):  # already a `medcam-lab prepare-images` directory
+            kind = read_dataset_info(raw).get("dataset")
             if kind == name:
                 found[name] = (str(raw), "images")
             else:
-                skipped[name] = f"{raw / 'dataset.json'} says dataset {kind!r}, not {name!r}"
+                skipped[name] = f"{raw / DATASET_FILE} says dataset {kind!r}, not {name!r}"
         elif not raw.is_dir():
             skipped[name] = f"{raw} absent"
         elif cfg.datasets and name not in cfg.datasets:
@@ -135,7 +136,7 @@ def locate_data(cfg: ReproduceConfig, out: Path,
         else:
             prepared = out / "data" / name
             try:
-                if not (prepared / "dataset.json").is_file():
+                if not is_prepared_images(prepared):
                     prepare_image_dataset(name, raw, prepared, image_cache_size_for(image_size))
             except (FileNotFoundError, ValueError) as err:
                 skipped[name] = f"{raw} cannot be prepared: {err}"

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
+from medcam_lab.data.cohort import PAIRS_FILE
 from medcam_lab.notebook_params import configs_from_parameters, names_before_parameters, parameters_since
 
 _names_before = names_before_parameters(globals())
@@ -73,7 +74,7 @@ pd.Series(report["dropped"], name="items dropped", dtype="int64").sort_values(as
 # Label prevalence by split (1 = positive; NaN labels are unknown and not counted).
 
 # %%
-pairs = pd.read_parquet(Path(cfg.out) / "pairs.parquet")
+pairs = pd.read_parquet(Path(cfg.out) / PAIRS_FILE)
 prevalence = pairs.groupby("split")[list(LABELS_CHEXPERT14)].mean().T.round(3)
 prevalence.to_csv(Path(cfg.out) / "label_prevalence.csv")
 steps.to_csv(Path(cfg.out) / "prepare_steps.csv", index=False)

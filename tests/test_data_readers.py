@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from medcam_lab.data.image_cache import build_image_cache, load_and_resize, open_image_cache
-from medcam_lab.data.mimic_cxr import apply_label_policy, image_relpath, study_datetime
+from medcam_lab.data.image_cache import open_image_cache
+from medcam_lab.datasets.mimic_cxr import apply_label_policy, image_relpath, study_datetime
 from medcam_lab.datasets.nih import NIH_PATHOLOGIES, nih_labels
+from medcam_lab.prepare.image_cache import build_image_cache, load_and_resize
 
 
 def test_study_time_is_zero_padded_and_fraction_dropped():
@@ -85,7 +86,7 @@ import gzip  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from medcam_lab.data.mimic_iv import MimicLayoutError, locate_mimic_iv, stream_events  # noqa: E402
+from medcam_lab.datasets.mimic_iv import MimicLayoutError, locate_mimic_iv, stream_events  # noqa: E402
 
 V1_FIXTURE = Path(__file__).parent / "fixtures" / "mimic_iv_v1_0"
 CHART_HEADER = "subject_id,hadm_id,stay_id,caregiver_id,charttime,storetime,itemid,value,valuenum,valueuom,warning\n"
@@ -232,7 +233,7 @@ def test_progress_is_logged(tmp_path, caplog):
 def test_line_blocks_never_split_a_line():
     import io
 
-    from medcam_lab.data.mimic_iv import _line_blocks
+    from medcam_lab.datasets.mimic_iv import _line_blocks
 
     lines = [b"header,x\n"] + [b"%d,%s\r\n" % (i, b"y" * (i % 37)) for i in range(500)] + [b"last,no-newline"]
     text = b"".join(lines)

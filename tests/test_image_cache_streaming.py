@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medcam_lab.data import image_cache
-from medcam_lab.data.image_cache import build_image_cache, load_and_resize
+from medcam_lab.prepare import image_cache
+from medcam_lab.prepare.image_cache import build_image_cache, load_and_resize
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_PNGS = sorted((REPO / "tests" / "data" / "real" / "cxr").glob("000*.png"))  # real NIH radiographs
@@ -99,7 +99,7 @@ def test_corrupt_files_in_the_middle_are_counted_skips(tmp_path):
 KILLED_RUN = """
 import json, os, signal, sys
 from pathlib import Path
-from medcam_lab.data.image_cache import build_image_cache
+from medcam_lab.prepare.image_cache import build_image_cache
 
 paths, out, size, kill_at = json.loads(sys.argv[1])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medcam_lab.data.inflate import open_gzip_threaded
+from medcam_lab.datasets.inflate import open_gzip_threaded
 
 
 def _payload(n_bytes: int) -> bytes:

@@ -13,8 +13,8 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from medcam_lab.config import FinetuneConfig
-from medcam_lab.data.cohort import make_loader
 from medcam_lab.data.label_fraction import benchx_subset, patient_order, training_subset
+from medcam_lab.data.loading import make_loader
 from medcam_lab.data.transforms import eval_transform
 from medcam_lab.datasets.base import read_split_ids
 from medcam_lab.metrics import (

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
-from medcam_lab.data import mimic_cxr
-from medcam_lab.data.mimic_iv import MimicLayoutError, locate_mimic_iv
-from medcam_lab.data.report import CohortReport
+from medcam_lab.datasets import mimic_cxr
+from medcam_lab.datasets.mimic_iv import MimicLayoutError, locate_mimic_iv
 from medcam_lab.ehr import Discretizer
 from medcam_lab.ehr.channels import CHANNELS
-from medcam_lab.prepare import discretize_windows
+from medcam_lab.prepare.cohort import discretize_windows
+from medcam_lab.prepare.report import CohortReport
 
 
 def test_cohort_directory_contents(tiny_cohort):
@@ -190,3 +190,41 @@ def test_loaded_cohort_standardizes_continuous_columns_and_keeps_padding_zero(ti
         if len(observed) >= 2:
             np.testing.assert_allclose(observed.mean(), 0.0, atol=1e-4)
             np.testing.assert_allclose(observed.std(ddof=1), 1.0, rtol=1e-3)
+
+
+def _policy_by_loop(raw: dict[str, float], uncertain: str, blank: str) -> dict[str, float]:
+    """The CheXpert label policy, one study at a time (spec/cxr.md; data_cards/mimic_cxr.md)."""
+    to = {"zeros": 0.0, "ones": 1.0, "ignore": float("nan")}
+    out = {}
+    for name, value in raw.items():
+        if value == -1.0:
+            out[name] = to[uncertain]
+        elif np.isnan(value):
+            normal = raw["No Finding"] == 1.0 and name not in ("No Finding", "Support Devices")
+            out[name] = 0.0 if blank == "zeros" or normal else float("nan")
+        else:
+            out[name] = value
+    return out
+
+
+def test_prepare_and_the_dataset_class_label_studies_by_one_policy(tiny_raw, tmp_path):
+    """``--uncertain-policy ones --blank-policy ignore``: the cohort's labels, the labels of
+    ``MIMICCXRDataset``/``load_labels`` and a literal loop of the policy agree, "No Finding" rule included."""
+    from medcam_lab.cli import main
+    from medcam_lab.datasets import load_labels
+
+    root = tiny_raw / "mimic-cxr-jpg"
+    assert main(["prepare", "--mimic-cxr", str(root), "--mimic-iv", str(tiny_raw / "mimic-iv"), "--out",
+                 str(tmp_path), "--image-cache-size", "20", "--uncertain-policy", "ones", "--blank-policy",
+                 "ignore"]) == 0
+    pairs = pd.read_parquet(tmp_path / "pairs.parquet")
+    raw = mimic_cxr.read_chexpert_labels(root).set_index("study_id")[list(LABELS_CHEXPERT14)]
+    table = load_labels("mimic_cxr", mimic_cxr.find_table(root, "chexpert"), uncertain="ones", blank="ignore")
+    normal_rows = 0
+    for study, row in zip(pairs["study_id"], pairs[list(LABELS_CHEXPERT14)].to_numpy()):
+        raw_row = raw.loc[study].to_dict()
+        expected = [_policy_by_loop(raw_row, "ones", "ignore")[name] for name in LABELS_CHEXPERT14]
+        np.testing.assert_array_equal(row, expected)
+        np.testing.assert_array_equal(table.loc[study, list(LABELS_CHEXPERT14)].to_numpy(dtype=float), expected)
+        normal_rows += raw_row["No Finding"] == 1.0 and any(np.isnan(v) for v in raw_row.values())
+    assert normal_rows > 0  # the "No Finding" rule was exercised

@@ -5,6 +5,7 @@ the cache against the DICOM recipe, and ``finetune --dataset images`` on the res
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ from PIL import Image
 
 from medcam_lab.cli import main
 from medcam_lab.config import FinetuneConfig
-from medcam_lab.data.image_cache import resize_array
+from medcam_lab.data.prepared_images import load_prepared_images
 from medcam_lab.datasets import CheXpertDataset, VinDrDataset, read_dicom_uint8
-from medcam_lab.datasets.prepared import load_prepared_images, prepare_image_dataset
+from medcam_lab.prepare.image_cache import resize_array
+from medcam_lab.prepare.images import prepare_image_dataset
 
 pytest.importorskip("pydicom")
 
@@ -178,3 +180,23 @@ def test_reproduce_uses_a_prepared_folder_and_checks_its_dataset(vindr, tmp_path
     assert found["vindr"] == (str(tmp_path / "vindr"), "images")
     assert "says dataset 'vindr', not 'chexpert'" in skipped["chexpert"]
     assert "absent" in skipped["nih"] and "mimic" in skipped
+
+
+def test_a_prepare_that_leaves_a_split_empty_leaves_no_openable_set(vindr, tmp_path):
+    """``dataset.json`` is written last: a rerun that fails removes the finished set it replaces."""
+    from medcam_lab.data.prepared_images import is_prepared_images
+
+    root, out, _ = vindr
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    assert is_prepared_images(again)
+    (tmp_path / "raw").mkdir()
+    shutil.copytree(root / "annotations", tmp_path / "raw" / "annotations")
+    shutil.copytree(root / "train", tmp_path / "raw" / "train")
+    ann = tmp_path / "raw" / "annotations" / "annotations_test.csv"
+    ann.write_text(ann.read_text().splitlines()[0] + "\n")  # no test image left
+    with pytest.raises(ValueError, match=r"left split\(s\) \['test'\] empty"):
+        prepare_image_dataset("vindr", tmp_path / "raw", again, 24)
+    assert not is_prepared_images(again) and (again / "report.json").is_file()
+    with pytest.raises(FileNotFoundError, match="not a `medcam-lab prepare-images` directory"):
+        load_prepared_images(again)

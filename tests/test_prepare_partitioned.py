@@ -17,11 +17,11 @@ import pytest
 
 from medcam_lab.cli import main
 from medcam_lab.config import PrepareConfig
-from medcam_lab.data import event_spill
-from medcam_lab.data.event_spill import EventSpill, SpillError, bucket_of
 from medcam_lab.ehr import clean_events
 from medcam_lab.ehr.itemids import ITEMID_TO_VARIABLE
-from medcam_lab.prepare import prepare_cohort
+from medcam_lab.prepare import event_spill
+from medcam_lab.prepare.cohort import prepare_cohort
+from medcam_lab.prepare.event_spill import EventSpill, SpillError, bucket_of
 
 
 def _prepare(raw: Path, out: Path, compat: str, **extra) -> dict:

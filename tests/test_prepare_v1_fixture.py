@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from medcam_lab.cli import main
-from medcam_lab.data.mimic_iv import locate_mimic_iv
+from medcam_lab.datasets.mimic_iv import locate_mimic_iv
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EYE, VERBAL, TOTAL, CAP = (

@@ -98,7 +98,7 @@ def test_real_images_outside_the_benchx_validation_split_say_so(nih_root, tmp_pa
     """All four real images are in BenchX's training list: without one's own lists validation is empty, an error
     naming the split, not an empty directory."""
     with pytest.raises(ValueError, match="val"):
-        from medcam_lab.datasets.prepared import prepare_image_dataset
+        from medcam_lab.prepare.images import prepare_image_dataset
 
         prepare_image_dataset("nih", nih_root, tmp_path / "benchx", 64)
     assert not (tmp_path / "benchx" / "dataset.json").exists()

@@ -9,9 +9,9 @@ import numpy as np
 import pydicom
 from PIL import Image
 
-from medcam_lab.data.image_cache import build_image_cache
 from medcam_lab.datasets.base import read_gray_image
 from medcam_lab.datasets.dicom import convert_dicoms
+from medcam_lab.prepare.image_cache import build_image_cache
 
 CXR = Path(__file__).parent / "data" / "real" / "cxr"
 MONO2 = CXR / "siim_acr_chest_pa_monochrome2.dcm"

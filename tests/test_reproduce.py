@@ -14,7 +14,7 @@ from fixtures_xray import make_chexpert_root, make_vindr_root
 from sklearn.metrics import roc_auc_score
 
 from medcam_lab.cli import main
-from medcam_lab.datasets.prepared import prepare_image_dataset
+from medcam_lab.prepare.images import prepare_image_dataset
 
 pytestmark = pytest.mark.slow
 

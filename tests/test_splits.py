@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medcam_lab.data.splits import patient_split
+from medcam_lab.datasets.patient_split import patient_split
 
 
 def test_no_subject_in_two_splits_and_fractions():

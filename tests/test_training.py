@@ -109,7 +109,7 @@ def test_device_crop_equals_the_per_image_loop():
 
 
 def test_rank_slices_concatenate_to_the_single_process_batches():
-    from medcam_lab.data.cohort import make_loader
+    from medcam_lab.data.loading import make_loader
 
     class Items(torch.utils.data.Dataset):
         def __len__(self):

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from medcam_lab.data.grayscale import to_gray
+from medcam_lab.datasets.grayscale import to_gray
 
 __all__ = ["XRayDataset", "read_split_ids", "check_columns", "read_gray_image"]
 
@@ -82,7 +82,7 @@ def check_columns(frame: pd.DataFrame, required: Sequence[str], path: str | Path
 
 
 def read_gray_image(path: str | Path) -> np.ndarray:
-    """An 8-bit grayscale image (H, W) uint8 from PNG/JPG, by the rule of :mod:`medcam_lab.data.grayscale`
+    """An 8-bit grayscale image (H, W) uint8 from PNG/JPG, by the rule of :mod:`medcam_lab.datasets.grayscale`
     (colour: PIL's luma; 16-bit: scaled by the image maximum)."""
     with Image.open(path) as img:
         return np.array(to_gray(img), dtype=np.uint8)

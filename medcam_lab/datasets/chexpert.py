@@ -28,7 +28,7 @@ import pandas as pd
 
 from medcam_lab.datasets.base import XRayDataset, check_columns
 
-__all__ = ["CHEXPERT_PATHOLOGIES", "chexpert_labels", "apply_uncertain_policy", "CheXpertDataset"]
+__all__ = ["CHEXPERT_PATHOLOGIES", "chexpert_labels", "apply_label_policy", "CheXpertDataset"]
 
 CHEXPERT_PATHOLOGIES: tuple[str, ...] = (
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
@@ -40,9 +40,22 @@ _POLICY_VALUES = {"zeros": 0.0, "ones": 1.0, "ignore": np.nan}
 OFFICIAL_TO_SPLIT = {"train": "train", "test": "val", "valid": "test"}
 
 
-def apply_uncertain_policy(raw: pd.DataFrame, uncertain: str | Mapping[str, str] = "zeros",
-                           blank: str = "zeros") -> pd.DataFrame:
-    """Map raw CheXpert values (1/0/−1/NaN) of label columns to 1/0/NaN by the given policies."""
+def apply_label_policy(raw: pd.DataFrame, uncertain: str | Mapping[str, str] = "zeros",
+                       blank: str = "zeros") -> pd.DataFrame:
+    """Map raw CheXpert-labeler values (1/0/−1/NaN) of label columns to 1/0/NaN: the one label policy of
+    CheXpert and MIMIC-CXR-JPG (``medcam-lab prepare``, :func:`chexpert_labels`,
+    :func:`~medcam_lab.datasets.mimic_cxr.mimic_cxr_labels`).
+
+    Args:
+        raw: label columns with 1 / 0 / −1 (uncertain) / NaN (blank).
+        uncertain: ``zeros`` (−1 → 0, MedFuse/MedMod), ``ones`` (−1 → 1), ``ignore`` (−1 → NaN), or
+            ``{label: policy}`` (labels not named use ``zeros``).
+        blank: ``zeros`` (NaN → 0, MedFuse/MedMod) or ``ignore`` (stays NaN, except that a "No Finding" = 1
+            row sets the other blank labels to 0, Support Devices excepted).
+
+    Raises:
+        ValueError: an unknown policy, or a per-label policy naming a column ``raw`` does not have.
+    """
     if isinstance(uncertain, str):
         per_label = dict.fromkeys(raw.columns, uncertain)
     else:
@@ -95,7 +108,7 @@ def chexpert_labels(table_path: str | Path, uncertain: str | Mapping[str, str] =
     keep = np.ones(len(frame), dtype=bool)
     if frontal_only:
         keep = (frame["Frontal/Lateral"] == "Frontal").to_numpy() & frame["AP/PA"].isin(views).to_numpy()
-    out = apply_uncertain_policy(raw, uncertain, blank)
+    out = apply_label_policy(raw, uncertain, blank)
     out.index = pd.Index(path, name="image_id")
     out["patient_id"] = parts["patient"].to_numpy()
     out["study_id"] = (parts["patient"] + "/" + parts["study"]).to_numpy()

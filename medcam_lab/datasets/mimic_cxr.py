@@ -1,13 +1,20 @@
-"""MIMIC-CXR-JPG on the dataset contract: the EHR-paired cohort and the all-frontal image set.
+"""MIMIC-CXR-JPG (v2.0.0 / v2.1.0): its official layout, and the dataset contract over it.
 
-Access: PhysioNet credentialed (DUA); nothing is downloaded. Labels are the study-level
-``mimic-cxr-2.0.0-chexpert.csv.gz`` values (1 / 0 / −1 / blank), 14 labels including "No Finding",
-mapped by the same policies as CheXpert (default U-zeros, blank → 0: MedFuse/MedMod practice).
+Access: PhysioNet credentialed (DUA: PhysioNet account, CITI training, signed agreement); the files stay on the
+user's disk and nothing is downloaded. Cite Johnson, A. et al. "MIMIC-CXR-JPG, a large publicly available
+database of labeled chest radiographs." arXiv:1901.07042 (2019).
+
+Files read: ``mimic-cxr-2.0.0-metadata.csv.gz`` (one row per image, :func:`read_metadata`),
+``mimic-cxr-2.0.0-chexpert.csv.gz`` (study-level labels: 1 / 0 / −1 uncertain / blank,
+:func:`read_chexpert_table`), ``mimic-cxr-2.0.0-split.csv.gz`` and the images at
+``files/p{first two digits}/p{subject_id}/s{study_id}/{dicom_id}.jpg`` (:func:`image_relpath`). Labels are mapped
+by CheXpert's policies (:func:`medcam_lab.datasets.chexpert.apply_label_policy`; default U-zeros, blank → 0:
+MedFuse/MedMod practice), the same for ``medcam-lab prepare`` and the dataset class.
 
 - :class:`MIMICCXRDataset` (``cohort=None``): all frontal images (``views``) of the official release, with
   the official patient-level split (``mimic-cxr-2.0.0-split.csv.gz``: train / validate → ``val`` / test).
 - :class:`MIMICCXRDataset` (``cohort=<dir>``): the EHR-paired cohort written by ``medcam-lab prepare``
-  (its 60/20/20 patient-level split, its image cache).
+  (its 60/20/20 patient-level split, its image cache; opened by :mod:`medcam_lab.data.cohort`).
 """
 
 from __future__ import annotations
@@ -20,12 +27,89 @@ import pandas as pd
 import torch
 
 from medcam_lab.config import LABELS_CHEXPERT14
-from medcam_lab.datasets.base import XRayDataset, check_columns
-from medcam_lab.datasets.chexpert import apply_uncertain_policy
+from medcam_lab.datasets.base import XRayDataset
+from medcam_lab.datasets.chexpert import apply_label_policy
+from medcam_lab.datasets.mimic_iv import MimicLayoutError, read_table
 
-__all__ = ["MIMIC_PATHOLOGIES", "mimic_cxr_labels", "MIMICCXRDataset"]
+__all__ = ["MIMIC_PATHOLOGIES", "find_table", "image_relpath", "read_metadata", "read_chexpert_table",
+           "read_chexpert_labels", "study_datetime", "mimic_cxr_labels", "MIMICCXRDataset"]
 
 MIMIC_PATHOLOGIES: tuple[str, ...] = LABELS_CHEXPERT14
+
+METADATA_COLUMNS = ["dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate", "StudyTime"]
+
+
+def find_table(root: Path, stem: str) -> Path:
+    """``mimic-cxr-2.0.0-<stem>.csv.gz`` (or 2.1.0, or uncompressed) under ``root``."""
+    for version in ("2.0.0", "2.1.0"):
+        for suffix in (".csv.gz", ".csv"):
+            path = root / f"mimic-cxr-{version}-{stem}{suffix}"
+            if path.exists():
+                return path
+    raise MimicLayoutError(f"MIMIC-CXR-JPG file mimic-cxr-2.0.0-{stem}.csv.gz not found under {root}")
+
+
+def study_datetime(study_date: pd.Series, study_time: pd.Series) -> pd.Series:
+    """StudyDate (YYYYMMDD) + StudyTime (HHMMSS.fff, leading zeros lost in the CSV) → datetime64.
+
+    The fraction of a second is dropped, as MedFuse does; the time is zero-padded to six digits.
+    """
+    date = study_date.astype("int64").astype(str)
+    whole_seconds = np.floor(study_time.astype(float)).astype("int64")
+    time = whole_seconds.astype(str).str.zfill(6)
+    return pd.to_datetime(date + time, format="%Y%m%d%H%M%S", errors="coerce")
+
+
+def image_relpath(subject_id: pd.Series, study_id: pd.Series, dicom_id: pd.Series) -> pd.Series:
+    """``files/pNN/p<subject>/s<study>/<dicom_id>.jpg`` for each row."""
+    subj = subject_id.astype("int64").astype(str)
+    study = study_id.astype("int64").astype(str)
+    return "files/p" + subj.str[:2] + "/p" + subj + "/s" + study + "/" + dicom_id + ".jpg"
+
+
+def read_metadata(root: str | Path) -> pd.DataFrame:
+    """Image metadata with ``study_datetime`` and ``image_path`` (relative to ``root``) added."""
+    root = Path(root)
+    meta = read_table(find_table(root, "metadata"), METADATA_COLUMNS)
+    meta["dicom_id"] = meta["dicom_id"].astype(str)
+    meta["study_datetime"] = study_datetime(meta["StudyDate"], meta["StudyTime"])
+    bad = meta["study_datetime"].isna()
+    if bad.any():
+        first = meta.loc[bad].iloc[0]
+        raise MimicLayoutError(
+            f"{int(bad.sum())} metadata row(s) with an unparseable StudyDate/StudyTime; first: dicom_id "
+            f"{first['dicom_id']} StudyDate={first['StudyDate']!r} StudyTime={first['StudyTime']!r}"
+        )
+    meta["image_path"] = image_relpath(meta["subject_id"], meta["study_id"], meta["dicom_id"])
+    return meta
+
+
+def read_chexpert_table(path: str | Path) -> pd.DataFrame:
+    """The study-level CheXpert table as floats: 1, 0, −1 (uncertain), NaN (blank); one row per study.
+
+    Columns: ``subject_id``, ``study_id`` and the 14 labels (:data:`MIMIC_PATHOLOGIES`). Any other column, a
+    value other than 1 / 0 / −1 / blank, or a study listed twice is an error naming the file.
+    """
+    path = Path(path)
+    labels = read_table(path, ["subject_id", "study_id", *LABELS_CHEXPERT14])
+    extra = sorted(set(pd.read_csv(path, nrows=0).columns) - set(labels.columns))
+    if extra:
+        raise MimicLayoutError(f"{path}: unknown column(s) {extra}")
+    values = labels[list(LABELS_CHEXPERT14)].apply(pd.to_numeric, errors="coerce")
+    unexpected = ~(values.isna() | values.isin([-1.0, 0.0, 1.0]))
+    if unexpected.any().any():
+        col = unexpected.any().idxmax()
+        raise MimicLayoutError(f"{path}: column {col!r} holds values other than 1, 0, -1 or blank")
+    labels[list(LABELS_CHEXPERT14)] = values
+    dup = labels["study_id"].duplicated()
+    if dup.any():
+        raise MimicLayoutError(f"{path}: study_id {labels.loc[dup, 'study_id'].iloc[0]} appears twice")
+    return labels
+
+
+def read_chexpert_labels(root: str | Path) -> pd.DataFrame:
+    """:func:`read_chexpert_table` of the release under ``root``."""
+    return read_chexpert_table(find_table(Path(root), "chexpert"))
 
 
 def mimic_cxr_labels(table_path: str | Path, uncertain: str | Mapping[str, str] = "zeros", blank: str = "zeros",
@@ -37,18 +121,8 @@ def mimic_cxr_labels(table_path: str | Path, uncertain: str | Mapping[str, str] 
     ``patient_id``. With it: index ``dicom_id`` (one row per image of the given ``views``), plus ``view``,
     ``study_id`` and, with ``split_path``, the official ``split`` (``validate`` renamed ``val``).
     """
-    labels = pd.read_csv(table_path)
-    check_columns(labels, ["subject_id", "study_id", *LABELS_CHEXPERT14], table_path, "MIMIC-CXR-JPG chexpert")
-    extra = sorted(set(labels.columns) - {"subject_id", "study_id", *LABELS_CHEXPERT14})
-    if extra:
-        raise ValueError(f"{table_path}: unknown column(s) {extra}")
-    if labels["study_id"].duplicated().any():
-        first = labels.loc[labels["study_id"].duplicated(), "study_id"].iloc[0]
-        raise ValueError(f"{table_path}: duplicated study_id {first}")
-    raw = labels[list(LABELS_CHEXPERT14)].apply(pd.to_numeric, errors="coerce")
-    if (~(raw.isna() | raw.isin([-1.0, 0.0, 1.0]))).any().any():
-        raise ValueError(f"{table_path}: label values other than 1, 0, -1 or blank")
-    out = apply_uncertain_policy(raw, uncertain, blank)
+    labels = read_chexpert_table(table_path)
+    out = apply_label_policy(labels[list(LABELS_CHEXPERT14)], uncertain, blank)
     out.index = pd.Index(labels["study_id"].astype("int64"), name="study_id")
     out["patient_id"] = labels["subject_id"].astype(str).to_numpy()
     if metadata_path is None:
@@ -102,11 +176,9 @@ class MIMICCXRDataset(XRayDataset):
             return
         if root is None:
             raise ValueError("give the MIMIC-CXR-JPG root or a prepared cohort directory")
-        from medcam_lab.data.mimic_cxr import _find, image_relpath
-
         root = Path(root)
-        table = mimic_cxr_labels(_find(root, "chexpert"), uncertain, blank, _find(root, "metadata"), views,
-                                 _find(root, "split"))
+        table = mimic_cxr_labels(find_table(root, "chexpert"), uncertain, blank, find_table(root, "metadata"), views,
+                                 find_table(root, "split"))
         if split != "all":
             table = table[table["split"] == split]
         ids = pd.Series(table.index, index=table.index)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medcam_lab.data.splits import patient_split
 from medcam_lab.datasets.base import XRayDataset, check_columns, read_split_ids, read_split_lists
+from medcam_lab.datasets.patient_split import patient_split
 
 __all__ = ["NIH_PATHOLOGIES", "nih_labels", "NIHDataset", "find_nih_table"]
 

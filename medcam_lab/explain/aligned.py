@@ -22,15 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from medcam_lab.config import AlignConfig
-from medcam_lab.data.cohort import (
-    PAIRS_FILE,
-    Cohort,
-    PairedDataset,
-    is_cohort,
-    load_cohort,
-    make_loader,
-    read_ehr_columns,
-)
+from medcam_lab.data.cohort import PAIRS_FILE, Cohort, is_cohort, load_cohort, read_ehr_columns
+from medcam_lab.data.loading import PairedDataset, make_loader
 from medcam_lab.data.transforms import eval_transform
 from medcam_lab.models import MedCAMAligner, step_attention
 from medcam_lab.runinfo import read_run_config

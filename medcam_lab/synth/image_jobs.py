@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image as PILImage
 
-from medcam_lab.data.image_cache import default_workers
+from medcam_lab.prepare.image_cache import default_workers
 from medcam_lab.synth import render as R
 
 JOBS_PER_TASK = 16

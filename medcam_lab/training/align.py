@@ -25,7 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from medcam_lab.config import AlignConfig
-from medcam_lab.data.cohort import PairedDataset, load_cohort, make_loader
+from medcam_lab.data.cohort import load_cohort
+from medcam_lab.data.loading import PairedDataset, make_loader
 from medcam_lab.data.transforms import eval_transform, random_crop_params, train_transform
 from medcam_lab.losses import MedCAMLoss
 from medcam_lab.losses.distributed import all_reduce_sum

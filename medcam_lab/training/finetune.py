@@ -30,9 +30,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medcam_lab.config import FinetuneConfig
-from medcam_lab.data.cohort import ImageLabelDataset, load_cohort, make_loader
+from medcam_lab.data.cohort import load_cohort
 from medcam_lab.data.label_fraction import BENCHX_TRAIN_LISTS, TrainingSubset, benchx_subset, training_subset
+from medcam_lab.data.loading import ImageLabelDataset, make_loader
 from medcam_lab.data.transforms import eval_transform, train_transform
+from medcam_lab.datasets.patient_split import SPLIT_NAMES
 from medcam_lab.metrics import per_label_metric
 from medcam_lab.models import build_image_encoder, save_state_dict_atomic
 from medcam_lab.runinfo import write_json_atomic, write_run_info
@@ -94,18 +96,18 @@ def load_splits(cfg: FinetuneConfig) -> Splits:
         images, labels, meta, names, id_col = cohort.images, cohort.labels, cohort.pairs, cohort.pathologies, "dicom_id"
         patient_col = "subject_id"
     elif cfg.dataset == "images":
-        from medcam_lab.datasets.prepared import load_prepared_images
+        from medcam_lab.data.prepared_images import load_prepared_images, read_dataset_info
 
         images, meta, names = load_prepared_images(cfg.data)
         id_col = "image_id"
         patient_col = "patient_id" if "patient_id" in meta.columns else id_col
         labels = meta[list(names)].to_numpy(dtype=np.float32)
-        source = json.loads((Path(cfg.data) / "dataset.json").read_text()).get("dataset")
+        source = read_dataset_info(cfg.data).get("dataset")
     else:
         raise ValueError(f"dataset must be one of {list(FINETUNE_DATASETS)}, got {cfg.dataset!r}")
     split = meta["split"].to_numpy()
     parts, subset = {}, None
-    for name in ("train", "val", "test"):
+    for name in SPLIT_NAMES:
         idx = np.flatnonzero(split == name)
         if len(idx) == 0:
             raise ValueError(f"split {name!r} of {cfg.data} is empty")

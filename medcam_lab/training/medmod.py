@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from medcam_lab.config import MedModConfig
-from medcam_lab.data.cohort import PairedDataset, load_cohort, make_loader
+from medcam_lab.data.cohort import load_cohort
+from medcam_lab.data.loading import PairedDataset, make_loader
 from medcam_lab.data.transforms import eval_transform, train_transform
 from medcam_lab.losses.align_mismatch import AlignMismatchLoss, mismatch_permutation
 from medcam_lab.losses.infonce import cross_modal_infonce

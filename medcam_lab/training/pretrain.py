@@ -15,7 +15,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medcam_lab.config import PretrainConfig
-from medcam_lab.data.cohort import ImageLabelDataset, load_cohort, make_loader
+from medcam_lab.data.cohort import load_cohort
+from medcam_lab.data.loading import ImageLabelDataset, make_loader
 from medcam_lab.data.transforms import ssl_view
 from medcam_lab.losses.barlow_twins import barlow_twins_loss
 from medcam_lab.models import backbone_state_dict, build_image_encoder, save_state_dict_atomic

@@ -9,7 +9,7 @@ In the cache's directory, next to where ``images_uint8.npy`` will be:
 - ``images_uint8.partial.json``: the fingerprint of the inputs (paths, size, decoder name) and an id of the
   state, written last: a state is valid once it exists.
 
-Used by :func:`medcam_lab.data.image_cache.build_image_cache`.
+Used by :func:`medcam_lab.prepare.image_cache.build_image_cache`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
 def decoder_name(decode: Callable[[Path], np.ndarray] | None) -> str:
     """The name by which the fingerprint tells decoders apart."""
     if decode is None:
-        return "medcam_lab.data.image_cache.load_and_resize"
+        return "medcam_lab.data.image_cache.load_and_resize"  # its name before the move: old states still resume
     return f"{getattr(decode, '__module__', '?')}.{getattr(decode, '__qualname__', type(decode).__qualname__)}"
 
 

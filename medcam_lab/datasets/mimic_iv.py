@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from medcam_lab.data.inflate import open_gzip_threaded
+from medcam_lab.datasets.inflate import open_gzip_threaded
 
 log = logging.getLogger("medcam_lab")
 
@@ -246,7 +246,7 @@ def stream_events(
 
     The kept rows of :func:`iter_event_tables`, converted by :func:`events_frame` (see both for the
     reading, the counts and the columns). Memory is a few blocks plus the kept rows; ``prepare`` spills
-    the kept rows to disk instead (:mod:`medcam_lab.data.event_spill`).
+    the kept rows to disk instead (:mod:`medcam_lab.prepare.event_spill`).
 
     Returns:
         ``(events, counts)``: the frame of :func:`events_frame` and the :class:`StreamCounts`.

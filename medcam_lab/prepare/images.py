@@ -1,4 +1,6 @@
-"""A prepared image-label directory for any dataset class: what ``medcam-lab finetune --dataset images`` reads.
+"""``medcam-lab prepare-images``: a dataset class's train / val / test written as a prepared image-label
+directory, what ``medcam-lab finetune --dataset images`` reads (:mod:`medcam_lab.data.prepared_images` owns the
+directory's file names and opens it).
 
 :func:`prepare_image_dataset` builds the dataset class of ``name`` (:class:`NIHDataset`,
 :class:`CheXpertDataset`, :class:`VinDrDataset`) for train / val / test and writes under ``out``:
@@ -10,13 +12,10 @@
 - ``dataset.json``: dataset name, pathologies, id column, policy and image size;
 - ``report.json``: items per split, and every item left out with its reason (not in any split list, missing
   file, unreadable image), with ids; nothing is dropped silently.
-
-:func:`load_prepared_images` reads it back (memory-mapped cache, label table, pathologies).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medcam_lab.data.image_cache import build_image_cache, open_image_cache
-from medcam_lab.runinfo import write_json_atomic
+from medcam_lab.data.prepared_images import REPORT_FILE, finish_prepared_images, start_prepared_images
+from medcam_lab.datasets.patient_split import SPLIT_NAMES
+from medcam_lab.prepare.image_cache import build_image_cache
 
-__all__ = ["PREPARABLE", "SPLITS", "prepare_image_dataset", "prepare_images", "load_prepared_images"]
+__all__ = ["PREPARABLE", "prepare_image_dataset", "prepare_images"]
 
-SPLITS = ("train", "val", "test")
 PREPARABLE = ("nih", "chexpert", "vindr")
 #: The policy keywords each dataset class accepts.
 _POLICY_KEYS = {"nih": ("split_lists", "split_source", "seed"), "chexpert": ("uncertain", "blank", "frontal_only"),
@@ -109,11 +108,10 @@ def prepare_image_dataset(name: str, root: str | Path, out: str | Path, image_si
     if bad:
         raise ValueError(f"prepare-images: {name} takes no option(s) {bad}; it takes {list(_POLICY_KEYS[name])}")
     root, out = Path(root), Path(out)
-    for stale in ("dataset.json", "labels.parquet"):  # written last: present only when complete
-        (out / stale).unlink(missing_ok=True)
+    start_prepared_images(out)
     skipped: dict[str, list[str]] = {}
     frames, labels, paths, pathologies = [], [], [], None
-    for split in SPLITS:
+    for split in SPLIT_NAMES:
         ds = _dataset(name, root, split, policy)
         pathologies = ds.pathologies
         for reason, ids in ds.skipped.items():
@@ -143,20 +141,18 @@ def prepare_image_dataset(name: str, root: str | Path, out: str | Path, image_si
     table["image_id"] = table["image_id"].astype(str)
     if "patient_id" in table.columns:
         table["patient_id"] = table["patient_id"].astype(str)
-    counts = {s: int((table["split"] == s).sum()) for s in SPLITS}
+    counts = {s: int((table["split"] == s).sum()) for s in SPLIT_NAMES}
     info = {"dataset": name, "pathologies": list(pathologies), "id_column": "image_id", "image_size": image_size,
             "policy": {k: v for k, v in policy.items()}, "root": str(root)}
     report = {"dataset": name, "images": int(ok.sum()), "per_split": counts,
               "skipped": {reason: {"count": len(ids), "ids": ids} for reason, ids in skipped.items()},
               "label_counts": {p: {"positive": int((table[p] == 1).sum()), "negative": int((table[p] == 0).sum()),
                                    "unknown": int(table[p].isna().sum())} for p in pathologies}}
-    write_json_atomic(out / "report.json", report)
     empty = [s for s, n in counts.items() if n == 0]
+    finish_prepared_images(out, table, info, report, complete=not empty)
     if empty:
         raise ValueError(f"prepare-images: {name} under {root} left split(s) {empty} empty (report: "
-                         f"{out / 'report.json'})")
-    table.to_parquet(out / "labels.parquet", index=False)
-    write_json_atomic(out / "dataset.json", info)
+                         f"{out / REPORT_FILE})")
     return report
 
 
@@ -171,20 +167,3 @@ def prepare_images(cfg) -> dict:
     report = prepare_image_dataset(cfg.dataset, cfg.root, cfg.out, cfg.image_size, cfg.num_threads, **policy)
     write_run_info(cfg.out, "prepare-images", cfg)
     return report
-
-
-def load_prepared_images(prepared: str | Path) -> tuple[np.ndarray, pd.DataFrame, tuple[str, ...]]:
-    """The memory-mapped cache (N, S, S) uint8, its row-aligned label table and the label names."""
-    prepared = Path(prepared)
-    info_path = prepared / "dataset.json"
-    if not info_path.is_file():
-        raise FileNotFoundError(f"{info_path} missing: not a `medcam-lab prepare-images` directory")
-    info = json.loads(info_path.read_text())
-    table = pd.read_parquet(prepared / "labels.parquet")
-    images = open_image_cache(prepared)
-    if len(images) != len(table):
-        raise ValueError(f"{prepared}: {len(images)} cached images but {len(table)} label rows")
-    missing = [p for p in info["pathologies"] if p not in table.columns]
-    if missing:
-        raise ValueError(f"{prepared / 'labels.parquet'}: label column(s) {missing} missing")
-    return images, table, tuple(info["pathologies"])

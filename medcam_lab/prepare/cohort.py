@@ -7,7 +7,7 @@ Steps (each count is written to ``report.json``):
 2. Frontal CXRs (``views``) whose study has a CheXpert label row, taken during a kept stay
    (intime ≤ StudyDateTime ≤ outtime). One pair per image.
 3. The 17 variables streamed from ``chartevents``/``labevents`` (every row read is counted; a truncated
-   file is an error) and spilled to disk by a hash of ``stay_id`` (:mod:`medcam_lab.data.event_spill`);
+   file is an error) and spilled to disk by a hash of ``stay_id`` (:mod:`medcam_lab.prepare.event_spill`);
    then, a partition of at most ``partition_events`` rows at a time (memory bounded whatever the input
    size; the outputs do not depend on the partitioning): events outside their ICU stay and exact
    duplicates dropped and counted, cleaned in
@@ -42,16 +42,17 @@ import pyarrow as pa
 
 from medcam_lab import __version__
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
-from medcam_lab.data import mimic_cxr, mimic_iv
 from medcam_lab.data.cohort import finish_cohort, start_cohort, write_cohort_ehr
-from medcam_lab.data.event_spill import EventSpill, bucket_of, buckets_for, estimated_rows, stay_ids_of_labs
-from medcam_lab.data.image_cache import build_image_cache
-from medcam_lab.data.report import CohortReport
-from medcam_lab.data.splits import patient_split
+from medcam_lab.datasets import mimic_cxr, mimic_iv
+from medcam_lab.datasets.chexpert import apply_label_policy
+from medcam_lab.datasets.patient_split import SPLIT_NAMES, patient_split
 from medcam_lab.ehr import Discretizer, Normalizer, clean_events, events_to_wide
 from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, Layout
 from medcam_lab.ehr.itemids import itemid_map, itemids_of_table
 from medcam_lab.ehr.switches import CleanSwitches
+from medcam_lab.prepare.event_spill import EventSpill, bucket_of, buckets_for, estimated_rows, stay_ids_of_labs
+from medcam_lab.prepare.image_cache import build_image_cache
+from medcam_lab.prepare.report import CohortReport
 from medcam_lab.runinfo import write_run_info
 
 log = logging.getLogger("medcam_lab")
@@ -421,13 +422,13 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     report.step("pairs with a readable image", len(pairs), patients=int(pairs["subject_id"].nunique()))
 
     pairs["split"] = patient_split(pairs["subject_id"], cfg.split_fractions, cfg.seed)
-    for split in ("train", "val", "test"):
+    for split in SPLIT_NAMES:
         part = pairs[pairs["split"] == split]
         report.step(f"pairs in {split}", len(part), patients=int(part["subject_id"].nunique()))
 
     study_labels = raw_labels.set_index("study_id").loc[pairs["study_id"], list(LABELS_CHEXPERT14)]
     study_labels.index = pairs.index
-    applied = mimic_cxr.apply_label_policy(study_labels, cfg.uncertain_policy, cfg.blank_policy)
+    applied = apply_label_policy(study_labels, cfg.uncertain_policy, cfg.blank_policy)
     pairs = pd.concat([pairs, applied], axis=1)
 
     train_values = [v for v, s in zip(values, pairs["split"]) if s == "train"]

@@ -8,7 +8,7 @@
   ``floor(x / max · 255)`` (an all-zero image stays zero), as the DICOM recipe scales by the maximum.
   PIL's own ``convert("L")`` would clip every value above 255 to white instead.
 
-Used by the image cache (:mod:`medcam_lab.data.image_cache`) and the dataset readers
+Used by the image cache (:mod:`medcam_lab.prepare.image_cache`) and the dataset readers
 (:func:`medcam_lab.datasets.base.read_gray_image`).
 """
 
