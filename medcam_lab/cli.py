@@ -30,6 +30,7 @@ from medcam_lab.config import (
     PretrainConfig,
     ReproduceConfig,
     config_from_dict,
+    own_fields,
 )
 from medcam_lab.config_help import allowed_values, field_descriptions, plain_text
 
@@ -65,7 +66,7 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, required: t
     hints = typing.get_type_hints(cls)
     doc_defaults = cls()
     descriptions = field_descriptions(cls)
-    for f in dataclasses.fields(cls):
+    for f in own_fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(doc_defaults, f.name)
         kind = hints[f.name]

@@ -44,6 +44,49 @@ LABELS_CHEXPERT14: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """The run-time fields every training stage shares (:class:`PretrainConfig`, :class:`MedModConfig`, and
+    through :class:`AcceleratedConfig` :class:`AlignConfig` and :class:`FinetuneConfig`): where the run computes
+    and how it is seeded. They change how fast a run goes, never what it is for.
+
+    Attributes:
+        seed: seed of everything random in the run: initialisation, augmentations and crops, batch order (and,
+            in fine-tuning, the training subset of a label fraction).
+        num_workers: data-loader worker processes (0 = load in the main process).
+        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
+    """
+
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class AcceleratedConfig(RuntimeConfig):
+    """:class:`RuntimeConfig` and the GPU switches of the stages that train the image encoder on batches of the
+    image cache (:class:`AlignConfig`, :class:`FinetuneConfig`); on a CPU ``auto`` turns each of them off.
+
+    Attributes:
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
+        channels_last: NHWC memory format of the model and batches; ``auto`` (on for CUDA, off elsewhere), ``on``
+            or ``off``.
+        compile: ``torch.compile`` of the image encoder; ``auto`` (on for CUDA, off elsewhere), ``on`` or ``off``.
+    """
+
+    precision: str = "auto"
+    channels_last: str = "auto"
+    compile: str = "auto"
+
+
+def own_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of config ``cls``: its own first, then those of its bases (:class:`RuntimeConfig`), so that
+    help texts and listings start with what the stage is about."""
+    inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)}
+    fields = dataclasses.fields(cls)
+    return [f for f in fields if f.name not in inherited] + [f for f in fields if f.name in inherited]
+
+
+@dataclass(frozen=True)
 class PrepareConfig:
     """``medcam-lab prepare``: MIMIC-CXR-JPG + MIMIC-IV → a cohort directory.
 
@@ -89,7 +132,7 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(RuntimeConfig):
     """Image-only self-supervised pretraining (Barlow Twins), the stand-in for BarlowTwins-CXR.
 
     Only needed where no BarlowTwins-CXR checkpoint is at hand (the demo); on real data pass the
@@ -106,9 +149,6 @@ class PretrainConfig:
         weight_decay: AdamW weight decay.
         projector_dim: width of the Barlow Twins projector.
         lambda_offdiag: weight of the off-diagonal (redundancy-reduction) term of the Barlow Twins loss.
-        seed: seed of the initialisation, augmentations and batch order.
-        num_workers: data-loader worker processes (0 = load in the main process).
-        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
     """
 
     cohort: str = ""
@@ -121,13 +161,10 @@ class PretrainConfig:
     weight_decay: float = 1e-6
     projector_dim: int = 512
     lambda_offdiag: float = 5e-3
-    seed: int = 0
-    num_workers: int = 0
-    device: str = "auto"
 
 
 @dataclass(frozen=True)
-class AlignConfig:
+class AlignConfig(AcceleratedConfig):
     """MedCAM alignment (``spec/method.md`` §3–4).
 
     Attributes:
@@ -153,15 +190,8 @@ class AlignConfig:
         epochs: training epochs.
         lr: AdamW learning rate of the EHR encoder and projection heads.
         weight_decay: AdamW weight decay.
-        seed: seed of the initialisation and batch order.
-        num_workers: data-loader worker processes (0 = load in the main process).
-        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
         checkpoint_every: epochs between training checkpoints (``checkpoint.pt``, for resuming).
         keep_best: save the backbone of the epoch with the lowest validation alignment loss.
-        precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
-        channels_last: NHWC memory format of the model and batches; ``auto`` (on for CUDA, off elsewhere), ``on``
-            or ``off``.
-        compile: ``torch.compile`` of the image encoder; ``auto`` (on for CUDA, off elsewhere), ``on`` or ``off``.
         sync_batchnorm: under ``torchrun`` on CUDA, trainable BatchNorms use statistics of the global batch.
         batch_size: batch size per process; under ``torchrun`` the global batch is ``batch_size × nproc``.
     """
@@ -186,19 +216,13 @@ class AlignConfig:
     batch_size: int = 64
     lr: float = 1e-4
     weight_decay: float = 1e-4
-    seed: int = 0
-    num_workers: int = 0
-    device: str = "auto"
     checkpoint_every: int = 1
     keep_best: bool = True
-    precision: str = "auto"
-    channels_last: str = "auto"
-    compile: str = "auto"
     sync_batchnorm: bool = True
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(AcceleratedConfig):
     """Image-only fine-tuning with a linear head and BCE (``spec/method.md`` §5).
 
     ``dataset`` is ``cohort`` (a prepared MIMIC cohort directory) or ``images`` (a ``medcam-lab
@@ -206,7 +230,6 @@ class FinetuneConfig:
     Validation starts at epoch ``eval_start`` and repeats every ``eval_every`` epochs (BenchX: 10 and 5);
     ``patience`` counts evaluations without improvement.
     The learning-rate grid's winner is chosen on validation macro-AUROC; test is touched once.
-    ``precision``, ``channels_last`` and ``compile`` as in :class:`AlignConfig` (``auto`` = on for CUDA).
     ``label_fraction``: share of the training patients kept (nested across fractions, seeded by ``seed``, every
     label keeping a positive where it can; VinDr-CXR 1 % / 10 %: the BenchX lists; see
     :mod:`medcam_lab.data.label_fraction`); validation and test stay whole.
@@ -232,18 +255,11 @@ class FinetuneConfig:
         eval_start: first validation epoch.
         eval_every: epochs between validations.
         patience: validations without improvement before stopping.
-        seed: seed of the initialisation, batch order and training subset.
         label_fraction: share of the training patients kept (nested across fractions, seeded by ``seed``);
             validation and test stay whole.
         seeds: repeat the whole run once per seed, under ``out/seed_<s>``; empty = one run with ``seed``.
         select_lr_once: with ``seeds``, search ``lr_grid`` on the first seed only; the other seeds train at the
             learning rate it selected on validation.
-        num_workers: data-loader worker processes (0 = load in the main process).
-        device: ``auto`` (CUDA when available, else CPU) or a torch device such as ``cpu``, ``cuda:1``.
-        precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
-        channels_last: NHWC memory format of the model and batches; ``auto`` (on for CUDA, off elsewhere), ``on``
-            or ``off``.
-        compile: ``torch.compile`` of the image encoder; ``auto`` (on for CUDA, off elsewhere), ``on`` or ``off``.
     """
 
     data: str = ""
@@ -260,15 +276,9 @@ class FinetuneConfig:
     eval_start: int = 10
     eval_every: int = 5
     patience: int = 10
-    seed: int = 0
     label_fraction: float = 1.0
     seeds: tuple[int, ...] = ()
     select_lr_once: bool = False
-    num_workers: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: str = "auto"
-    compile: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -470,7 +480,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class MedModConfig:
+class MedModConfig(RuntimeConfig):
     """MedMod-style *concurrent* image–EHR pretraining, the baselines of the paper's Table 2
     (``spec/baselines.md`` §4): both encoders trained together from ``weights`` (random init by default).
 
@@ -494,8 +504,6 @@ class MedModConfig:
     batch_size: int = 64
     lr: float = 1e-4
     weight_decay: float = 1e-4
-    seed: int = 0
-    device: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,8 @@ def plain_text(text: str) -> str:
     return _ROLE.sub(r"\1", text).replace("``", "")
 
 
-def field_descriptions(cls: type) -> dict[str, str]:
-    """``{field: description}`` from the ``Attributes:`` section of ``cls``'s docstring (plain text, one line).
-
-    Names the section lists that are not fields of ``cls`` raise, so the docstring cannot describe a field
-    that no longer exists.
-    """
+def _own_descriptions(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` section of ``cls``'s own docstring."""
     lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
     try:
         start = lines.index("Attributes:") + 1
@@ -59,6 +55,20 @@ def field_descriptions(cls: type) -> dict[str, str]:
             raise ValueError(f"{cls.__name__} docstring describes {unknown}, which are not fields")
         for name in names:
             out[name] = plain_text(" ".join(text))
+    return out
+
+
+def field_descriptions(cls: type) -> dict[str, str]:
+    """``{field: description}`` from the ``Attributes:`` sections of the docstrings of ``cls`` and of the config
+    dataclasses it derives from (plain text, one line; ``cls``'s own entry wins).
+
+    Names a section lists that are not fields of its class raise, so a docstring cannot describe a field that no
+    longer exists.
+    """
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            out.update(_own_descriptions(klass))
     return out
 
 

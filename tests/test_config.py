@@ -65,3 +65,28 @@ def test_a_run_reached_through_a_symlinked_folder_finds_its_inputs(tmp_path, mon
         assert os.path.samefile(loaded.out, disk / "runs" / "x" / "03")
     monkeypatch.chdir(tmp_path)
     assert os.path.samefile(read_run_config("project/runs/x/03", FinetuneConfig).data, project / "demo_out" / "cohort")
+
+
+def test_the_runtime_fields_have_one_home():
+    """seed / num_workers / device and the GPU switches are declared and described once, in the two bases."""
+    from medcam_lab import config
+    from medcam_lab.config import AcceleratedConfig, MedModConfig, PretrainConfig, RuntimeConfig, own_fields
+    from medcam_lab.config_help import field_descriptions
+
+    runtime = {f.name for f in dataclasses.fields(RuntimeConfig)}
+    accelerated = {f.name for f in dataclasses.fields(AcceleratedConfig)} - runtime
+    assert runtime == {"seed", "num_workers", "device"} and accelerated == {"precision", "channels_last", "compile"}
+    for cls in (PretrainConfig, MedModConfig, AlignConfig, FinetuneConfig):
+        assert issubclass(cls, RuntimeConfig)
+        assert issubclass(cls, AcceleratedConfig) == (cls in (AlignConfig, FinetuneConfig))
+        declared = list(cls.__dict__["__annotations__"])
+        names = [f.name for f in own_fields(cls)]
+        assert names[:len(declared)] == declared and set(names[len(declared):]) >= runtime  # own fields first
+        described = field_descriptions(cls)
+        for name in runtime | (accelerated if issubclass(cls, AcceleratedConfig) else set()):
+            assert described[name] == field_descriptions(AcceleratedConfig)[name], (cls.__name__, name)
+    for name, cls in vars(config).items():  # no stage config declares them again
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls) and issubclass(cls, RuntimeConfig):
+            own = set(cls.__dict__.get("__annotations__", {}))
+            if cls not in (RuntimeConfig, AcceleratedConfig):
+                assert not own & (runtime | accelerated), name

@@ -106,7 +106,7 @@ def pretrain_medmod(cfg: MedModConfig) -> Path:
         model.train()
         losses = []
         for batch in make_loader(train_set, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch),
-                                 drop_last=True):
+                                 num_workers=cfg.num_workers, drop_last=True):
             images = to_device_images(train_transform(batch["image"], cfg.image_size, spec.mean, spec.std, gen),
                                       device)
             loss = _batch_loss(model, batch, images, device, gen)
