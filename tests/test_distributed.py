@@ -173,18 +173,22 @@ def test_single_process_path_is_the_plain_formula():
 
 
 def test_torchrun_alignment_equals_one_process_on_the_global_batch(tiny_cohort, tmp_path):
-    """``torchrun --nproc_per_node 2 -m medcam_lab.cli align`` with 4 pairs per rank trains the same model as
-    one process with batches of 8 (frozen backbone: no per-rank BatchNorm statistics; no dropout)."""
+    """``torchrun --nproc_per_node 2 -m medcam_lab.cli align`` with 4 pairs per rank, started as a notebook
+    starts it (:func:`launch_align`), trains the same model as one process with batches of 8 (frozen backbone:
+    no per-rank BatchNorm statistics; no dropout)."""
     from medcam_lab.config import AlignConfig
-    from medcam_lab.training.align import align, torchrun_align_command
+    from medcam_lab.training.align import align, launch_align
 
     common = dict(cohort=str(tiny_cohort), encoder="resnet_small", image_size=32, proj_dim=16, ehr_hidden=16,
                   ehr_dropout=0.0, k=3, epochs=2, lr=1e-3, seed=3, backbone_mode="frozen", device="cpu")
     align(AlignConfig(out=str(tmp_path / "one"), batch_size=8, **common))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     two_cfg = AlignConfig(out=str(tmp_path / "two"), batch_size=4, **common)
-    done = subprocess.run(torchrun_align_command(two_cfg, 2), capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    try:
+        backbone = launch_align(two_cfg, 2, capture_output=True, text=True, env=env, timeout=300)
+    except subprocess.CalledProcessError as failed:
+        pytest.fail(f"torchrun failed: {failed.stderr[-3000:]}")
+    assert backbone == tmp_path / "two" / "adapted_backbone.pt" and backbone.is_file()
     one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
     assert one["model"].keys() == two["model"].keys()
