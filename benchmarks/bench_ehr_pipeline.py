@@ -6,7 +6,7 @@
    module row by row, keeping the rows whose item id is mapped. Each runs in its own child process, which
    reports its wall time and peak RSS (``ru_maxrss``); both keep the rows of every stay. Each method runs
    ``--rounds`` times (alternating which goes first); medians are compared.
-2. Discretization: ``Discretizer.transform_batch`` on >= 5,000 episodes against a per-episode,
+2. Discretization: ``Discretizer.transform_batch`` (``medfuse`` mode) on >= 5,000 episodes against a per-episode,
    pure-Python discretizer that follows spec ``ehr.md`` §2 literally (row loop, dict of columns).
    Outputs are compared for equality before timing is reported; each side's fastest of several runs.
 
@@ -179,7 +179,7 @@ def bench_discretizer(n_episodes: int) -> dict:
     from medcam_lab.ehr.channels import CHANNELS
 
     table = make_episodes(n_episodes)
-    disc = Discretizer(timestep=2.0, impute_strategy="previous", start_time="zero", store_masks=True)
+    disc = Discretizer(timestep=2.0, impute_strategy="previous", start_time="zero", store_masks=True, mode="medfuse")
     vec_s = np.inf
     disc.transform_batch(table.head(100), by="stay_id", end=48.0)  # load the compiled kernels once
     for _ in range(10):  # best of 10 (the loop below: best of 3; each side's fastest run, as timeit does)

@@ -92,13 +92,14 @@ def child_extract(raw: str, method: str, spill_dir: str) -> dict:
 
     from medcam_lab.config import PrepareConfig
     from medcam_lab.datasets import mimic_cxr, mimic_iv
-    from medcam_lab.ehr.itemids import itemid_map, itemids_of_table
-    from medcam_lab.ehr.switches import CleanSwitches
+    from medcam_lab.ehr import EHRMode
+    from medcam_lab.ehr.itemids import itemids_of_table
     from medcam_lab.prepare.cohort import pair_images_with_stays, select_stays, spill_events
     from medcam_lab.prepare.event_spill import EventSpill
     from medcam_lab.prepare.report import CohortReport
 
     cfg = PrepareConfig(mimic_cxr=f"{raw}/mimic-cxr-jpg", mimic_iv=f"{raw}/mimic-iv", out=spill_dir)
+    mode = EHRMode.of(cfg.compat)
     layout = mimic_iv.locate_mimic_iv(cfg.mimic_iv)
     report = CohortReport()
     stays = select_stays(mimic_iv.read_stays(layout), report)
@@ -107,8 +108,7 @@ def child_extract(raw: str, method: str, spill_dir: str) -> dict:
     stays = stays.loc[stays["stay_id"].isin(pairs["stay_id"])]
     t0 = time.perf_counter()
     if method == "memory":
-        switches = CleanSwitches.for_mode(cfg.compat)
-        mapping = itemid_map(switches.capillary_refill_items, switches.blood_only_labs)
+        mapping = mode.itemid_map()
         rows = 0
         for source, path, keep, key in (("chartevents", layout.chartevents, stays["stay_id"], "stay_id"),
                                         ("labevents", layout.labevents, stays["hadm_id"], "hadm_id")):
@@ -117,7 +117,7 @@ def child_extract(raw: str, method: str, spill_dir: str) -> dict:
     else:
         shutil.rmtree(Path(spill_dir) / "spill", ignore_errors=True)
         with EventSpill(Path(spill_dir) / "spill") as spill:
-            spill_events(layout, stays, cfg, report, spill)
+            spill_events(layout, stays, mode, report, spill)
             rows = int(sum(r.sum() for r in spill.rows.values()))
     return {"wall_s": round(time.perf_counter() - t0, 2), "peak_rss_mib": round(peak_rss_mib(), 1), "rows": rows}
 

@@ -94,7 +94,7 @@ ALLOWED_VALUES: dict[str, Callable[[], tuple[str, ...]]] = {
     "compile": _SWITCHES,
     "backbone_mode": _BACKBONE_MODES,
     "align_backbone_mode": _BACKBONE_MODES,
-    "compat": _from("medcam_lab.ehr.channels", "COMPAT_MODES"),
+    "compat": _from("medcam_lab.ehr.mode", "COMPAT_MODES"),
     "impute_strategy": _from("medcam_lab.ehr.discretizer", "IMPUTE_STRATEGIES"),
     "merge": _from("medcam_lab.datasets.vindr", "MERGE_RULES"),
     "preset": _from("medcam_lab.presets", "PRESETS"),

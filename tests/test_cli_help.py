@@ -99,8 +99,8 @@ def test_stage_help_shows_each_fields_description_and_default(command, capsys, m
 
 def test_fixed_value_sets_are_listed_from_the_modules_that_check_them(capsys, monkeypatch):
     from medcam_lab.datasets.vindr import MERGE_RULES
-    from medcam_lab.ehr.channels import COMPAT_MODES
     from medcam_lab.ehr.discretizer import IMPUTE_STRATEGIES
+    from medcam_lab.ehr.mode import COMPAT_MODES
     from medcam_lab.models.aligner import BACKBONE_MODES
     from medcam_lab.models.image_encoders import list_image_encoders
     from medcam_lab.prepare.images import PREPARABLE

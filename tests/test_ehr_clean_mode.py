@@ -3,17 +3,14 @@ behaviour (the same switch off), with hand-computed expected values."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from medcam_lab.ehr import Discretizer, Normalizer, clean_events, events_to_wide
+from medcam_lab.ehr import Discretizer, EHRMode, Normalizer, clean_events, events_to_wide
 from medcam_lab.ehr.categories import canonical_category
-from medcam_lab.ehr.channels import CLEAN_POSSIBLE_VALUES, Layout
+from medcam_lab.ehr.channels import CLEAN_POSSIBLE_VALUES
 from medcam_lab.ehr.ranges import VALID_RANGES
-from medcam_lab.ehr.switches import CleanSwitches
 
 EYE, VERBAL, MOTOR, TOTAL, CAP = (
     "Glascow coma scale eye opening",
@@ -23,7 +20,7 @@ EYE, VERBAL, MOTOR, TOTAL, CAP = (
     "Capillary refill rate",
 )
 T0 = pd.Timestamp("2150-01-01 08:00")
-MEDFUSE = CleanSwitches.for_mode("medfuse")
+MEDFUSE = EHRMode.of("medfuse")
 
 
 def events(rows: list[tuple], times: list[float] | None = None) -> pd.DataFrame:
@@ -35,31 +32,31 @@ def events(rows: list[tuple], times: list[float] | None = None) -> pd.DataFrame:
     return frame
 
 
-def only(**on: bool) -> CleanSwitches:
+def only(**on: bool) -> EHRMode:
     """The reference (every switch off) with the named switches on."""
-    return dataclasses.replace(MEDFUSE, **on)
+    return MEDFUSE.with_switches(**on)
 
 
-def values_of(frame: pd.DataFrame, switches: CleanSwitches, compat: str = "clean") -> list[str]:
-    kept, _ = clean_events(frame, compat=compat, switches=switches)
+def values_of(frame: pd.DataFrame, mode: EHRMode) -> list[str]:
+    kept, _ = clean_events(frame, mode=mode)
     return kept["clean_value"].tolist()
 
 
 def test_modes_differ_only_by_the_switches() -> None:
-    assert set(CleanSwitches.for_mode("clean").to_dict().values()) == {True}
-    assert set(MEDFUSE.to_dict().values()) == {False}
+    assert set(EHRMode.of("clean").switches.to_dict().values()) == {True}
+    assert set(MEDFUSE.switches.to_dict().values()) == {False}
     with pytest.raises(ValueError, match="unknown compat"):
-        CleanSwitches.for_mode("strict")
+        EHRMode.of("strict")
 
 
 def test_layout_of_clean_mode() -> None:
-    layout = Layout("clean")
+    layout = EHRMode.of("clean").layout
     assert [len(CLEAN_POSSIBLE_VALUES[c]) for c in (CAP, EYE, MOTOR, TOTAL, VERBAL)] == [2, 4, 6, 13, 6]
     assert layout.num_value_columns == 2 + 1 + 1 + 4 + 6 + 13 + 6 + 10 and layout.n_features == 60
     names = layout.feature_names()
     assert names[4:8] == [f"{EYE}->1 No Response", f"{EYE}->2 To Pain", f"{EYE}->3 To Speech",
                           f"{EYE}->4 Spontaneously"]
-    assert names[-1] == "mask->pH" and Layout("medfuse").n_features == 76
+    assert names[-1] == "mask->pH" and EHRMode.of("medfuse").layout.n_features == 76
 
 
 # ---- canonical_gcs + numeric_codes --------------------------------------------------------------------
@@ -90,8 +87,8 @@ def test_out_of_scale_codes_and_unknown_strings_are_unknown(channel, text) -> No
 def test_switch_canonical_gcs() -> None:
     frame = events([(220739, "Spontaneously", None, "GCS - Eye Opening"), (220739, "Eyes wide shut", None, "x")])
     # reference: raw strings kept (the unknown one survives cleaning and would crash the reference discretizer)
-    assert values_of(frame, MEDFUSE, "medfuse") == ["Spontaneously", "Eyes wide shut"]
-    kept, counts = clean_events(frame, compat="clean", switches=only(canonical_gcs=True))
+    assert values_of(frame, MEDFUSE) == ["Spontaneously", "Eyes wide shut"]
+    kept, counts = clean_events(frame, mode=only(canonical_gcs=True))
     assert kept["clean_value"].tolist() == ["4 Spontaneously"]
     assert counts["dropped"] == {f"{EYE}: unknown category": 1}
     assert counts["unknown_categories"] == {f"{EYE}: 'Eyes wide shut'": 1}
@@ -99,7 +96,7 @@ def test_switch_canonical_gcs() -> None:
 
 def test_switch_numeric_codes() -> None:
     frame = events([(223901, "6", 6.0, "GCS - Motor Response")])
-    _, counts = clean_events(frame, compat="clean", switches=only(canonical_gcs=True))
+    _, counts = clean_events(frame, mode=only(canonical_gcs=True))
     assert counts["unknown_categories"] == {f"{MOTOR}: '6'": 1}
     assert values_of(frame, only(canonical_gcs=True, numeric_codes=True)) == ["6 Obeys Commands"]
 
@@ -108,8 +105,8 @@ def test_clean_discretizer_accepts_aliases_and_counts_unknown_strings() -> None:
     frame = pd.DataFrame({"Hours": [1.0, 3.0, 5.0], EYE: ["Spontaneously", "3", "Eyes wide shut"],
                           "Heart Rate": ["80", "ERROR", ""]})
     with pytest.raises(ValueError, match="unknown value '3'"):
-        Discretizer(compat="medfuse").transform(frame.iloc[[1]], end=6.0)
-    disc = Discretizer(compat="clean", impute_strategy="zero")
+        Discretizer(mode="medfuse").transform(frame.iloc[[1]], end=6.0)
+    disc = Discretizer(mode="clean", impute_strategy="zero")
     values, names = disc.transform(frame, end=6.0)
     assert values.shape == (3, 60)
     eye = [names.index(f"{EYE}->{c}") for c in CLEAN_POSSIBLE_VALUES[EYE]]
@@ -120,7 +117,7 @@ def test_clean_discretizer_accepts_aliases_and_counts_unknown_strings() -> None:
 
 
 def test_clean_normal_values_are_the_top_scores() -> None:
-    values, names = Discretizer(compat="clean", impute_strategy="normal_value").transform(
+    values, names = Discretizer(mode="clean", impute_strategy="normal_value").transform(
         pd.DataFrame({"Hours": [1.0]}), end=2.0)
     hot = {n for n, v in zip(names, values[0], strict=True) if "->" in n and not n.startswith("mask") and v == 1}
     assert hot == {f"{CAP}->Normal <3 secs", f"{EYE}->4 Spontaneously", f"{MOTOR}->6 Obeys Commands",
@@ -133,7 +130,7 @@ def test_clean_normal_values_are_the_top_scores() -> None:
 def test_switch_capillary_refill_items() -> None:
     frame = events([(223951, "Normal <3 Seconds", None, "Capillary Refill R"),
                     (224308, "Abnormal >3 Seconds", None, "Capillary Refill L")])
-    kept, counts = clean_events(frame, compat="clean", switches=only(canonical_gcs=True))
+    kept, counts = clean_events(frame, mode=only(canonical_gcs=True))
     assert kept.empty and counts["dropped"] == {"(unmapped): unknown itemid": 2}
     assert values_of(frame, only(canonical_gcs=True, capillary_refill_items=True)) == [
         "Normal <3 secs", "Abnormal >3 secs"]
@@ -142,8 +139,8 @@ def test_switch_capillary_refill_items() -> None:
 def test_switch_blood_only_labs() -> None:
     frame = events([(51478, "100", 100, "Glucose"), (50931, "120", 120, "Glucose"), (51491, "6.0", 6.0, "pH"),
                     (51094, "7.0", 7.0, "pH"), (50831, "7.1", 7.1, "pH"), (50820, "7.35", 7.35, "pH")])
-    assert values_of(frame, MEDFUSE, "medfuse") == ["100.0", "120.0", "6.0", "7.0", "7.1", "7.35"]
-    kept, counts = clean_events(frame, compat="clean", switches=only(blood_only_labs=True))
+    assert values_of(frame, MEDFUSE) == ["100.0", "120.0", "6.0", "7.0", "7.1", "7.35"]
+    kept, counts = clean_events(frame, mode=only(blood_only_labs=True))
     assert kept["clean_value"].tolist() == ["120.0", "7.35"]
     assert counts["dropped"] == {"(unmapped): unknown itemid": 4}
 
@@ -158,9 +155,9 @@ def test_switch_derive_gcs_total() -> None:
          (220739, "To Speech", None, "e"), (223901, "Obeys Commands", None, "m")],
         times=[0, 0, 0, 1, 1, 1, 2, 2],
     )
-    kept, counts = clean_events(frame, compat="clean", switches=only(canonical_gcs=True))
+    kept, counts = clean_events(frame, mode=only(canonical_gcs=True))
     assert TOTAL not in set(kept["variable"])
-    kept, counts = clean_events(frame, compat="clean", switches=only(canonical_gcs=True, derive_gcs_total=True))
+    kept, counts = clean_events(frame, mode=only(canonical_gcs=True, derive_gcs_total=True))
     totals = kept.loc[kept["variable"] == TOTAL]
     # 4 + 4 + 5 at 0 h; 1 h is intubated (no verbal score); at 2 h the verbal component is missing
     assert totals["clean_value"].tolist() == ["13"] and totals["charttime"].tolist() == [T0]
@@ -173,7 +170,7 @@ def test_derived_gcs_total_is_per_stay() -> None:
     frame = events([(220739, "Spontaneously", None, "e"), (223900, "Oriented", None, "v"),
                     (223901, "Obeys Commands", None, "m")])
     frame.loc[2, "stay_id"] = 8  # the motor score belongs to another stay: no total
-    _, counts = clean_events(frame, compat="clean")
+    _, counts = clean_events(frame, mode="clean")
     assert counts["derived"]["GCS total: derived"] == 0
 
 
@@ -183,7 +180,7 @@ def test_derived_gcs_total_is_per_stay() -> None:
 def test_switch_fio2_fraction_above_one() -> None:
     frame = events([(223835, "50", 50, "Inspired O2 Fraction"), (223835, "0.5", 0.5, "Inspired O2 Fraction"),
                     (223835, "100", 100, "Inspired O2 Fraction")])
-    assert values_of(frame, MEDFUSE, "medfuse") == ["0.5", "0.005", "1.0"]
+    assert values_of(frame, MEDFUSE) == ["0.5", "0.005", "1.0"]
     assert values_of(frame, only(fio2_fraction_above_one=True)) == ["0.5", "0.5", "1.0"]
 
 
@@ -192,7 +189,7 @@ def test_switch_units_by_itemid() -> None:
                     (226707, "70", 70, "Height"), (226531, "200", 200, "Admission Weight (lbs.)"),
                     (224639, "90", 90, "Daily Weight")])
     # reference: 75.2 °F is kept as °C (< 79), 80 °C is "converted", inches are not converted
-    ref = values_of(frame, MEDFUSE, "medfuse")
+    ref = values_of(frame, MEDFUSE)
     assert ref[0] == "75.2" and float(ref[1]) == pytest.approx((80 - 32) * 5 / 9) and ref[2] == "70.0"
     assert float(ref[3]) == pytest.approx(200 * 0.453592)
     got = [float(v) for v in values_of(frame, only(units_by_itemid=True))]
@@ -202,8 +199,8 @@ def test_switch_units_by_itemid() -> None:
 def test_switch_numeric_vitals() -> None:
     frame = events([(220045, "ERROR", None, "Heart Rate"), (220045, "086", 86, "Heart Rate"),
                     (220210, "18.0", 18, "Respiratory Rate")])
-    assert values_of(frame, MEDFUSE, "medfuse") == ["ERROR", "086", "18.0"]
-    kept, counts = clean_events(frame, compat="clean", switches=only(numeric_vitals=True))
+    assert values_of(frame, MEDFUSE) == ["ERROR", "086", "18.0"]
+    kept, counts = clean_events(frame, mode=only(numeric_vitals=True))
     assert kept["clean_value"].tolist() == ["86.0", "18.0"]
     assert counts["dropped"] == {"Heart Rate: non-numeric value": 1}
 
@@ -214,7 +211,7 @@ def test_switch_valuenum_fallback() -> None:
     frame = events([(50931, "___", 101, "Glucose"), (50931, "100", 100, "Glucose"), (50931, "___", None, "Glucose"),
                     (50820, "___", 7.31, "pH"), (220045, "___", 77, "Heart Rate"), (220179, "___", 120, "NBP s"),
                     (50809, "ERROR", None, "Glucose"), (220739, "___", 4, "GCS - Eye Opening")])
-    kept, counts = clean_events(frame, compat="clean", switches=only(valuenum_fallback=True))
+    kept, counts = clean_events(frame, mode=only(valuenum_fallback=True))
     # glucose, pH, systolic (cleaned) and heart rate (a raw string in the reference) read from valuenum; the
     # GCS text is no number to replace (categories are never masked values; the discretizer rejects it)
     assert sorted(zip(kept["itemid"], kept["clean_value"])) == [
@@ -226,7 +223,7 @@ def test_switch_valuenum_fallback() -> None:
     }
     # a value without any valuenum is still non-numeric
     assert counts["dropped"] == {"Glucose: non-numeric value": 2}
-    kept, counts = clean_events(frame, compat="medfuse", switches=MEDFUSE)
+    kept, counts = clean_events(frame, mode=MEDFUSE)
     assert sorted(zip(kept["itemid"], kept["clean_value"])) == [(50931, "100.0"), (220739, "___")]
     ignored = "value masked: dropped, valuenum ignored as in the reference"
     assert counts["valuenum_fallback"]["Glucose"] == {"rows": 4, ignored: 1}
@@ -239,9 +236,9 @@ def test_switch_valid_ranges() -> None:
     frame = events([(220045, "0", 0, "Heart Rate"), (220045, "80", 80, "Heart Rate"), (220045, "301", 301, "HR"),
                     (223762, "98.6", 98.6, "Temperature Celsius"), (223835, "21", 21, "FiO2"),
                     (223835, "0.1", 0.1, "FiO2"), (50820, "9.1", 9.1, "pH")])
-    no_ranges = dataclasses.replace(CleanSwitches.for_mode("clean"), valid_ranges=False)
+    no_ranges = EHRMode.of("clean").with_switches(valid_ranges=False)
     assert len(values_of(frame, no_ranges)) == 7
-    kept, counts = clean_events(frame, compat="clean")
+    kept, counts = clean_events(frame, mode="clean")
     assert kept["clean_value"].tolist() == ["80.0", "0.21"]
     assert counts["dropped"] == {
         "Fraction inspired oxygen: out of range [0.21, 1]": 1,
@@ -263,11 +260,12 @@ def test_valid_range_table_covers_every_continuous_channel() -> None:
 
 def test_switch_normalizer_observed_only() -> None:
     frame = pd.DataFrame({"Hours": [1.0, 7.0], "Heart Rate": ["60", "100"]})
-    values, names = Discretizer(compat="clean", impute_strategy="previous").transform(frame, end=8.0)
+    values, names = Discretizer(mode="clean", impute_strategy="previous").transform(frame, end=8.0)
     hr = names.index("Heart Rate")
     assert values[:, hr].tolist() == [60.0, 60.0, 60.0, 100.0]  # two imputed bins
-    pooled = Normalizer.fit([values], names)
-    observed = Normalizer.fit([values], names, observed_only=True)
+    pooled = Normalizer.fit([values], names, mode=EHRMode.of("clean").with_switches(normalizer_observed_only=False))
+    observed = Normalizer.fit([values], names, mode=only(normalizer_observed_only=True))
+    assert not pooled.observed_only and observed.observed_only
     assert pooled.mean[hr] == pytest.approx(70.0) and pooled.std[hr] == pytest.approx(np.std([60] * 3 + [100], ddof=1))
     assert observed.mean[hr] == pytest.approx(80.0) and observed.std[hr] == pytest.approx(np.std([60, 100], ddof=1))
     # a channel never observed: mean 0, std 1, listed
@@ -280,6 +278,6 @@ def test_clean_wide_table_keeps_the_numeric_maximum_and_best_category() -> None:
     ev = pd.DataFrame({"stay_id": [1] * 4, "charttime": [T0] * 4,
                        "variable": ["Heart Rate", "Heart Rate", TOTAL, TOTAL],
                        "clean_value": ["100.0", "86.0", "9", "15"]})
-    wide = events_to_wide(ev, compat="clean")
+    wide = events_to_wide(ev, mode="clean")
     assert wide["Heart Rate"].tolist() == ["100.0"] and wide[TOTAL].tolist() == ["15"]
-    assert events_to_wide(ev, compat="medfuse")["Heart Rate"].tolist() == ["86.0"]  # reference: string order
+    assert events_to_wide(ev, mode="medfuse")["Heart Rate"].tolist() == ["86.0"]  # reference: string order

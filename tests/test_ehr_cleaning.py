@@ -1,4 +1,5 @@
-"""Cleaning tests: each medfuse rule of spec ``ehr.md`` §5 on literal events, and the item-id map."""
+"""Cleaning tests: each medfuse rule of spec ``ehr.md`` §5 on literal events (``mode="medfuse"``), and the
+item-id map."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def events(rows: list[tuple]) -> pd.DataFrame:
 
 
 def cleaned(rows: list[tuple]) -> list[str]:
-    kept, _ = clean_events(events(rows))
+    kept, _ = clean_events(events(rows), mode="medfuse")
     return kept["clean_value"].tolist()
 
 
@@ -72,7 +73,8 @@ def test_spo2_fraction_times_100_and_non_numeric_dropped() -> None:
                 (220277, "1", 1, "SpO2"),
                 (50817, "ERROR", None, "Oxygen Saturation"),
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert kept["clean_value"].tolist() == ["97.0", "99.0", "100.0"]
     assert counts["dropped"] == {"Oxygen saturation: non-numeric value": 1}
@@ -90,7 +92,8 @@ def test_glucose_and_ph_non_numeric_dropped_and_counted() -> None:
                 (51491, "6.5", 6.5, "pH"),
                 (220274, "ERROR", None, "PH (Venous)"),
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert kept["clean_value"].tolist() == ["100.0", "7.35", "6.5"]
     assert kept["variable"].tolist() == ["Glucose", "pH", "pH"]
@@ -107,7 +110,8 @@ def test_strict_decimal_for_spo2_glucose_ph() -> None:
                 (50931, ">500", None, "Glucose"),
                 (50820, "7", None, "pH"),
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert kept["clean_value"].tolist() == ["100.0", "7.0"]
     assert counts["dropped"] == {"Glucose: non-numeric value": 3}
@@ -154,7 +158,8 @@ def test_uncleaned_variables_keep_raw_strings() -> None:
                 (220739, "Spontaneously", 4, "GCS - Eye Opening"),
                 (223900, "No Response-ETT", 1, "GCS - Verbal Response"),
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert kept["clean_value"].tolist() == ["86", "18.5", " 77", "Spontaneously", "No Response-ETT"]
 
@@ -170,7 +175,8 @@ def test_valuenum_used_when_value_empty() -> None:
                 (220045, "  ", None, "Heart Rate"),
                 (50931, None, np.inf, "Glucose"),
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert kept["clean_value"].tolist() == ["90.0", "0.4", "95.0"]
     assert counts["dropped"] == {"Glucose: not finite": 1, "Heart Rate: empty value": 2}
@@ -181,7 +187,7 @@ def test_unknown_itemid_dropped_and_counted_and_extra_columns_kept() -> None:
         [(220045, "80", 80, "Heart Rate"), (999999, "1", 1, "Other"), (223951, "Brisk", None, "Cap")]
     )
     frame["charttime"] = pd.to_datetime(["2020-01-01 10:00"] * 3)
-    kept, counts = clean_events(frame)
+    kept, counts = clean_events(frame, mode="medfuse")
     assert (counts["kept"], counts["dropped"]) == (1, {"(unmapped): unknown itemid": 2})
     assert list(kept.columns) == [
         "itemid",
@@ -205,7 +211,8 @@ def test_not_finite_and_non_numeric_temperature() -> None:
                 (223762, "nan", None, "Temperature Celsius"),
                 (223762, "warm", None, "Temperature Celsius"),
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert len(kept) == 0
     assert counts["dropped"] == {"Temperature: not finite": 2, "Temperature: non-numeric value": 1}
@@ -219,7 +226,7 @@ def test_capillary_refill_strings_with_custom_map() -> None:
         (3348, "Delayed", None, "Capillary refill"),
         (3348, "Comment", None, "Capillary refill"),
     ]
-    kept, counts = clean_events(events(rows), itemid_map={3348: "Capillary refill rate"})
+    kept, counts = clean_events(events(rows), mode="medfuse", itemid_map={3348: "Capillary refill rate"})
     assert kept["clean_value"].tolist() == ["0.0", "0.0", "1.0", "1.0"]
     assert counts["dropped"] == {"Capillary refill rate: unrecognised value": 1}
 
@@ -233,14 +240,14 @@ def test_numeric_value_column_and_vectorized_size() -> None:
             "label": ["FiO2"] * 3,
         }
     )
-    kept, counts = clean_events(frame)
+    kept, counts = clean_events(frame, mode="medfuse")
     assert kept["clean_value"].tolist() == ["0.5", "0.21"]
     assert counts["dropped"] == {"Fraction inspired oxygen: empty value": 1}
     big = events([(220045, "80", 80, "HR"), (50931, "ERROR", None, "Glucose")] * 50_000)
-    kept, counts = clean_events(big)
+    kept, counts = clean_events(big, mode="medfuse")
     assert (counts["kept"], counts["dropped"]) == (50_000, {"Glucose: non-numeric value": 50_000})
 
 
-def test_unknown_compat_is_an_error() -> None:
+def test_unknown_mode_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown compat 'fixed'"):
-        clean_events(events([(220045, "80", 80, "HR")]), compat="fixed")
+        clean_events(events([(220045, "80", 80, "HR")]), mode="fixed")

@@ -1,5 +1,6 @@
 """Discretizer tests: every rule of spec ``ehr.md`` §2 on hand-made episodes with hand-computed arrays,
-plus a slow literal reference (a per-row loop written from the spec) checked on random episodes."""
+plus a slow literal reference (a per-row loop written from the spec) checked on random episodes; all in
+``mode="medfuse"`` (the reference), asked for by name since ``clean`` is the default."""
 
 from __future__ import annotations
 
@@ -182,11 +183,11 @@ def test_feature_names_layout() -> None:
     for name, values, _ in CONFIG:
         expected += [f"{name}->{v}" for v in values] if values else [name]
     assert names[:59] == expected
-    assert Discretizer().transform(episode([(1.0, {})]))[1] == names
+    assert Discretizer(mode="medfuse").transform(episode([(1.0, {})]))[1] == names
 
 
 def test_store_masks_false_gives_59_columns() -> None:
-    values, names = Discretizer(store_masks=False, impute_strategy="zero").transform(
+    values, names = Discretizer(mode="medfuse", store_masks=False, impute_strategy="zero").transform(
         episode([(0.5, {HR: "70"})]), end=2.0
     )
     expected = zeros(1, 59)
@@ -195,15 +196,16 @@ def test_store_masks_false_gives_59_columns() -> None:
     assert names == feature_names(store_masks=False)
 
 
-def test_defaults_and_clean_compat() -> None:
+def test_defaults_and_unknown_mode() -> None:
     d = Discretizer()
     assert (d.timestep, d.impute_strategy, d.start_time, d.store_masks) == (2.0, "previous", "zero", True)
+    assert d.mode.name == "clean" and len(d.feature_names) == 60
     with pytest.raises(ValueError, match="unknown compat 'fixed'"):
-        Discretizer(compat="fixed")
+        Discretizer(mode="fixed")
     with pytest.raises(ValueError):
-        Discretizer(impute_strategy="mean")
+        Discretizer(mode="medfuse", impute_strategy="mean")
     with pytest.raises(ValueError):
-        Discretizer(start_time="first")
+        Discretizer(mode="medfuse", start_time="first")
 
 
 # ---- number of bins ---------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ def test_defaults_and_clean_compat() -> None:
     ],
 )
 def test_number_of_bins_with_end(timestep: float, end: float, n_bins: int) -> None:
-    values, _ = Discretizer(timestep=timestep, impute_strategy="zero").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=timestep, impute_strategy="zero").transform(
         episode([(0.05, {})]), end=end
     )
     assert values.shape == (n_bins, 76)
@@ -232,7 +234,7 @@ def test_number_of_bins_with_end(timestep: float, end: float, n_bins: int) -> No
 
 def test_number_of_bins_from_last_row_including_empty_rows() -> None:
     # max(t) = 5.0 comes from an empty row: span 5 -> 3 bins at ts 2
-    values, _ = Discretizer(impute_strategy="zero").transform(episode([(0.5, {HR: "70"}), (5.0, {})]))
+    values, _ = Discretizer(mode="medfuse", impute_strategy="zero").transform(episode([(0.5, {HR: "70"}), (5.0, {})]))
     expected = zeros(3)
     expected[0, C_HR], expected[0, M_HR] = 70, 1
     check(values, expected)
@@ -241,14 +243,14 @@ def test_number_of_bins_from_last_row_including_empty_rows() -> None:
 def test_span_zero_gives_zero_bins_and_fails_the_bin_check() -> None:
     # span 0 -> 0 bins; the single row then lands in bin 0, which is not in [0, 0)
     with pytest.raises(ValueError, match=r"row 0 \(Hours 5.0\)"):
-        Discretizer(start_time="relative").transform(episode([(5.0, {})]))
+        Discretizer(mode="medfuse", start_time="relative").transform(episode([(5.0, {})]))
     with pytest.raises(ValueError, match="row 0"):
-        Discretizer().transform(episode([(0.0, {HR: "70"})]))
+        Discretizer(mode="medfuse").transform(episode([(0.0, {HR: "70"})]))
 
 
 def test_zero_bins_when_every_row_is_after_end() -> None:
     # relative, end before the first row: span -1 -> int(0.4999..) = 0 bins, the row is skipped
-    values, _ = Discretizer(start_time="relative").transform(episode([(5.0, {HR: "70"})]), end=4.0)
+    values, _ = Discretizer(mode="medfuse", start_time="relative").transform(episode([(5.0, {HR: "70"})]), end=4.0)
     assert values.shape == (0, 76)
 
 
@@ -256,7 +258,7 @@ def test_zero_bins_when_every_row_is_after_end() -> None:
 
 
 def test_bins_are_right_closed() -> None:
-    values, _ = Discretizer(timestep=2.0, impute_strategy="zero").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=2.0, impute_strategy="zero").transform(
         episode([(2.0, {HR: "70"}), (2.01, {HR: "80"}), (4.0, {SBP: "120"})]), end=6.0
     )
     expected = zeros(3)
@@ -268,7 +270,7 @@ def test_bins_are_right_closed() -> None:
 
 
 def test_negative_hours_within_one_step_go_to_bin_zero() -> None:
-    values, _ = Discretizer(timestep=2.0, impute_strategy="zero").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=2.0, impute_strategy="zero").transform(
         episode([(-1.9999, {HR: "60"}), (-1.5, {SBP: "100"}), (0.0, {}), (3.0, {HR: "70"})]), end=4.0
     )
     expected = zeros(2)
@@ -280,11 +282,11 @@ def test_negative_hours_within_one_step_go_to_bin_zero() -> None:
 @pytest.mark.parametrize("hour", [-2.0, -3.5])
 def test_hours_at_or_before_minus_one_step_raise(hour: float) -> None:
     with pytest.raises(ValueError, match=r"row 0 \(Hours"):
-        Discretizer(timestep=2.0).transform(episode([(hour, {HR: "70"}), (1.0, {})]), end=4.0)
+        Discretizer(mode="medfuse", timestep=2.0).transform(episode([(hour, {HR: "70"}), (1.0, {})]), end=4.0)
 
 
 def test_rows_after_end_are_skipped_even_if_invalid() -> None:
-    values, _ = Discretizer(timestep=2.0, impute_strategy="zero").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=2.0, impute_strategy="zero").transform(
         episode([(4.0, {HR: "70"}), (4.0000005, {SBP: "110"}), (4.5, {HR: "99", EYE: "4"})]), end=4.0
     )
     expected = zeros(2)
@@ -294,7 +296,7 @@ def test_rows_after_end_are_skipped_even_if_invalid() -> None:
 
 
 def test_last_row_in_bin_wins_per_channel() -> None:
-    values, _ = Discretizer(timestep=2.0, impute_strategy="zero").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=2.0, impute_strategy="zero").transform(
         episode([(0.5, {HR: "70", SBP: "100"}), (1.0, {SBP: "110"}), (1.5, {HR: "90"}), (1.9, {})]), end=2.0
     )
     expected = zeros(1)
@@ -304,7 +306,7 @@ def test_last_row_in_bin_wins_per_channel() -> None:
 
 
 def test_categorical_write_rewrites_whole_block() -> None:
-    values, _ = Discretizer(timestep=2.0, impute_strategy="zero").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=2.0, impute_strategy="zero").transform(
         episode([(0.5, {EYE: "Spontaneously"}), (1.0, {EYE: "To Pain"}), (3.0, {EYE: "4 Spontaneously"})]),
         end=4.0,
     )
@@ -331,7 +333,8 @@ def _impute_expected(hr: list[float], verbal_col: list[int]) -> np.ndarray:
 
 
 def test_impute_zero() -> None:
-    values, _ = Discretizer(timestep=1.0, impute_strategy="zero").transform(episode(IMPUTE_EPISODE), end=5.0)
+    disc = Discretizer(mode="medfuse", timestep=1.0, impute_strategy="zero")
+    values, _ = disc.transform(episode(IMPUTE_EPISODE), end=5.0)
     expected = zeros(5)
     expected[1, C_HR], expected[3, C_HR] = 70, 90.5
     expected[1, 39] = 1  # verbal "Confused"
@@ -340,27 +343,28 @@ def test_impute_zero() -> None:
 
 
 def test_impute_normal_value() -> None:
-    values, _ = Discretizer(timestep=1.0, impute_strategy="normal_value").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=1.0, impute_strategy="normal_value").transform(
         episode(IMPUTE_EPISODE), end=5.0
     )
     check(values, _impute_expected([86, 70, 86, 90.5, 86], [43, 39, 43, 43, 43]))
 
 
 def test_impute_previous() -> None:
-    values, _ = Discretizer(timestep=1.0, impute_strategy="previous").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=1.0, impute_strategy="previous").transform(
         episode(IMPUTE_EPISODE), end=5.0
     )
     check(values, _impute_expected([86, 70, 70, 90.5, 90.5], [43, 39, 39, 39, 39]))
 
 
 def test_impute_next() -> None:
-    values, _ = Discretizer(timestep=1.0, impute_strategy="next").transform(episode(IMPUTE_EPISODE), end=5.0)
+    disc = Discretizer(mode="medfuse", timestep=1.0, impute_strategy="next")
+    values, _ = disc.transform(episode(IMPUTE_EPISODE), end=5.0)
     check(values, _impute_expected([70, 70, 90.5, 90.5, 86], [39, 39, 43, 43, 43]))
 
 
 def test_previous_carries_the_raw_categorical_string() -> None:
     # MetaVision spelling carried forward stays in its own column (col 10), never the normal's col 7
-    values, _ = Discretizer(timestep=1.0).transform(episode([(1.0, {EYE: "Spontaneously"})]), end=3.0)
+    values, _ = Discretizer(mode="medfuse", timestep=1.0).transform(episode([(1.0, {EYE: "Spontaneously"})]), end=3.0)
     expected = normals(3)
     expected[:, C_EYE : C_EYE + 8] = 0
     expected[:, 10] = 1
@@ -373,12 +377,14 @@ def test_previous_carries_the_raw_categorical_string() -> None:
 
 def test_start_time_relative_and_zero() -> None:
     rows = [(10.0, {HR: "60"}), (11.0, {HR: "70"}), (13.5, {HR: "80"})]
-    rel, _ = Discretizer(timestep=2.0, start_time="relative", impute_strategy="zero").transform(episode(rows))
+    disc = Discretizer(mode="medfuse", timestep=2.0, start_time="relative", impute_strategy="zero")
+    rel, _ = disc.transform(episode(rows))
     expected = zeros(2)  # span 3.5 -> 2 bins; 0 and 1 h -> bin 0, 3.5 h -> bin 1
     expected[0, C_HR], expected[1, C_HR] = 70, 80
     expected[:, M_HR] = 1
     check(rel, expected)
-    zero, _ = Discretizer(timestep=2.0, start_time="zero", impute_strategy="zero").transform(episode(rows))
+    disc = Discretizer(mode="medfuse", timestep=2.0, start_time="zero", impute_strategy="zero")
+    zero, _ = disc.transform(episode(rows))
     expected = zeros(7)  # span 13.5 -> 7 bins; 10 h -> bin 4, 11 h -> 5, 13.5 h -> 6
     expected[4, C_HR], expected[5, C_HR], expected[6, C_HR] = 60, 70, 80
     expected[4:, M_HR] = 1
@@ -389,7 +395,7 @@ def test_start_time_relative_uses_first_row_not_min() -> None:
     # second row is earlier by < eps (allowed). first=1.0000008 -> span 1.0000004 -> 1 bin, all rows in
     # bin 0; with min=1.0 it would be span 1.0000012 -> 2 bins.
     rows = [(1.0000008, {HR: "60"}), (1.0, {HR: "70"}), (2.0000012, {HR: "80"})]
-    values, _ = Discretizer(timestep=1.0, start_time="relative", impute_strategy="zero").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=1.0, start_time="relative", impute_strategy="zero").transform(
         episode(rows)
     )
     expected = zeros(1)
@@ -398,7 +404,7 @@ def test_start_time_relative_uses_first_row_not_min() -> None:
 
 
 def test_relative_with_end() -> None:
-    values, _ = Discretizer(timestep=2.0, start_time="relative", impute_strategy="zero").transform(
+    values, _ = Discretizer(mode="medfuse", timestep=2.0, start_time="relative", impute_strategy="zero").transform(
         episode([(5.0, {HR: "60"}), (9.5, {HR: "70"})]), end=8.0
     )
     expected = zeros(2)  # span 3 -> 2 bins; the 9.5 h row (4.5 > 3) is skipped
@@ -416,14 +422,14 @@ def test_relative_with_end() -> None:
 def test_unknown_category_raises(channel: str, bad: str) -> None:
     frame = episode([(0.5, {}), (1.0, {channel: bad})])
     with pytest.raises(ValueError) as info:
-        Discretizer().transform(frame, end=2.0)
+        Discretizer(mode="medfuse").transform(frame, end=2.0)
     message = str(info.value)
     assert channel in message and repr(bad) in message and "row 1" in message
 
 
 def test_numeric_cells_become_reference_strings() -> None:
     frame = pd.DataFrame({"Hours": [0.5, 2.5], CAP: [1.0, np.nan], TOTAL: [15, 11], HR: [70.0, np.nan]})
-    values, _ = Discretizer(impute_strategy="zero").transform(frame, end=4.0)
+    values, _ = Discretizer(mode="medfuse", impute_strategy="zero").transform(frame, end=4.0)
     expected = zeros(2)
     expected[0, 1] = 1  # float 1.0 -> "1.0"
     expected[0, 28], expected[1, 24] = 1, 1  # int 15 -> "15", 11 -> "11"
@@ -431,13 +437,13 @@ def test_numeric_cells_become_reference_strings() -> None:
     expected[0, 59] = expected[0, M_TOTAL] = expected[1, M_TOTAL] = expected[0, M_HR] = 1
     check(values, expected)
     with pytest.raises(ValueError, match="'15.0'"):
-        Discretizer().transform(pd.DataFrame({"Hours": [0.5], TOTAL: [15.0]}), end=2.0)
+        Discretizer(mode="medfuse").transform(pd.DataFrame({"Hours": [0.5], TOTAL: [15.0]}), end=2.0)
 
 
 def test_non_decreasing_hours() -> None:
     with pytest.raises(ValueError, match="non-decreasing"):
-        Discretizer().transform(episode([(1.0, {}), (0.5, {})]), end=2.0)
-    values, _ = Discretizer().transform(episode([(1.0, {}), (0.9999995, {})]), end=2.0)  # within eps
+        Discretizer(mode="medfuse").transform(episode([(1.0, {}), (0.5, {})]), end=2.0)
+    values, _ = Discretizer(mode="medfuse").transform(episode([(1.0, {}), (0.9999995, {})]), end=2.0)  # within eps
     assert values.shape == (1, 76)
 
 
@@ -449,9 +455,9 @@ def test_batch_errors_name_the_episode() -> None:
         ]
     )
     with pytest.raises(ValueError, match="episode 22.*row 1"):
-        Discretizer().transform_batch(table, end=4.0)
+        Discretizer(mode="medfuse").transform_batch(table, end=4.0)
     with pytest.raises(ValueError, match="episode 22"):
-        Discretizer().transform_batch(table, end={11: 4.0})
+        Discretizer(mode="medfuse").transform_batch(table, end={11: 4.0})
 
 
 # ---- slow literal reference (spec §2, one row at a time, lists of strings) ----------------------------
@@ -549,7 +555,7 @@ def rows_to_frame(rows: list[list[str]]) -> pd.DataFrame:
 @pytest.mark.parametrize("start, timestep", [("zero", 2.0), ("relative", 0.8)])
 def test_matches_literal_reference_on_random_episodes(impute: str, start: str, timestep: float) -> None:
     rng = random.Random(f"{impute}-{start}-{timestep}")
-    disc = Discretizer(timestep=timestep, impute_strategy=impute, start_time=start, store_masks=True)
+    disc = Discretizer(mode="medfuse", timestep=timestep, impute_strategy=impute, start_time=start, store_masks=True)
     batch_frames, batch_ends, expected = [], {}, {}
     for i in range(200):
         rows, end = random_episode(rng, timestep)
@@ -574,7 +580,7 @@ def test_matches_literal_reference_on_random_episodes(impute: str, start: str, t
 
 def test_batch_with_interleaved_episodes_and_scalar_end() -> None:
     rng = random.Random(7)
-    disc = Discretizer(timestep=2.0, impute_strategy="previous", store_masks=False)
+    disc = Discretizer(mode="medfuse", timestep=2.0, impute_strategy="previous", store_masks=False)
     frames = []
     for i in range(30):
         rows, _ = random_episode(rng, 2.0)
@@ -594,7 +600,7 @@ def test_batch_with_interleaved_episodes_and_scalar_end() -> None:
 
 def test_batch_end_none_and_numeric_columns() -> None:
     table = pd.DataFrame({"stay_id": [1, 1, 2], "Hours": [0.5, 3.0, 1.0], HR: [70.0, np.nan, 80.0]})
-    got = Discretizer(impute_strategy="zero").transform_batch(table)
+    got = Discretizer(mode="medfuse", impute_strategy="zero").transform_batch(table)
     assert got[1].shape == (2, 76) and got[2].shape == (1, 76)
     assert got[1][0, C_HR] == 70 and got[1][1, C_HR] == 0 and got[2][0, C_HR] == 80
 
@@ -616,7 +622,7 @@ def test_every_string_storage_gives_the_reference_output(storage: str) -> None:
         if storage != "object":
             table.loc[table[name] == "", name] = pd.NA  # missing and empty cells are both "not measured"
     assert all(table[name].dtype == dtype for name in NAMES)
-    got = Discretizer(timestep=2.0, impute_strategy="previous").transform_batch(table, end=20.0)
+    got = Discretizer(mode="medfuse", timestep=2.0, impute_strategy="previous").transform_batch(table, end=20.0)
     for key, want in expected.items():
         np.testing.assert_array_equal(got[key], want, err_msg=f"episode {key}")
 
@@ -635,7 +641,7 @@ def test_threaded_channel_reading_equals_one_thread(monkeypatch: pytest.MonkeyPa
     table["stay_id"] = np.arange(len(table)) // 7  # regroup: 7 rows per episode, hours sorted within
     table["Hours"] = table.groupby("stay_id").cumcount().astype(float) * 1.5
     assert len(table) * 17 > 100_000
-    disc = Discretizer(timestep=2.0, impute_strategy="previous", compat="clean")
+    disc = Discretizer(timestep=2.0, impute_strategy="previous", mode="clean")
     monkeypatch.setattr(discretizer_module.os, "cpu_count", lambda: 4)  # the threaded path even on one core
     pools = []
     real_pool = discretizer_module.ThreadPoolExecutor
@@ -660,6 +666,6 @@ def test_threaded_channel_reading_equals_one_thread(monkeypatch: pytest.MonkeyPa
     for threads in (4, 1):
         monkeypatch.setattr(discretizer_module, "ENCODE_THREADS", threads)
         with pytest.raises(ValueError) as error:
-            Discretizer(timestep=2.0).transform_batch(broken, end=12.0)
+            Discretizer(mode="medfuse", timestep=2.0).transform_batch(broken, end=12.0)
         messages.append(str(error.value))
     assert messages[0] == messages[1] and "fifteen" in messages[0]

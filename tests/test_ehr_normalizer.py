@@ -1,4 +1,5 @@
-"""Normalizer tests: pooled statistics (spec ``ehr.md`` §3), which columns change, JSON round trip."""
+"""Normalizer tests: pooled statistics (spec ``ehr.md`` §3, ``mode="medfuse"``), which columns change, JSON round
+trip."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def random_episodes(seed: int = 0) -> list[np.ndarray]:
 
 def test_fit_matches_numpy_on_pooled_bins() -> None:
     episodes = random_episodes()
-    norm = Normalizer.fit(iter(episodes), feature_names())
+    norm = Normalizer.fit(iter(episodes), feature_names(), mode="medfuse")
     pooled = np.concatenate(episodes).astype(np.float64)
     np.testing.assert_allclose(norm.mean, pooled.mean(axis=0), rtol=1e-10)
     np.testing.assert_allclose(norm.std, pooled.std(axis=0, ddof=1), rtol=1e-7)
@@ -32,7 +33,7 @@ def test_fit_matches_numpy_on_pooled_bins() -> None:
 
 
 def test_std_floor_for_constant_columns() -> None:
-    norm = Normalizer.fit([np.full((4, 76), 3.0)], feature_names())
+    norm = Normalizer.fit([np.full((4, 76), 3.0)], feature_names(), mode="medfuse")
     np.testing.assert_array_equal(norm.std, np.full(76, 1e-7))
     np.testing.assert_array_equal(norm.mean, np.full(76, 3.0))
 
@@ -42,7 +43,7 @@ def test_literal_statistics() -> None:
     episodes = [np.full((2, 59), 0.0), np.full((2, 59), 0.0)]
     episodes[0][:, 2] = [1, 2]
     episodes[1][:, 2] = [3, 6]
-    norm = Normalizer.fit(episodes, feature_names(store_masks=False))
+    norm = Normalizer.fit(episodes, feature_names(store_masks=False), mode="medfuse")
     assert norm.mean[2] == pytest.approx(3.0) and norm.std[2] == pytest.approx((14 / 3) ** 0.5)
     out = norm.transform(episodes[1])
     assert out[:, 2] == pytest.approx([0.0, 3.0 / (14 / 3) ** 0.5])
@@ -50,7 +51,7 @@ def test_literal_statistics() -> None:
 
 def test_transform_only_continuous_columns() -> None:
     episodes = random_episodes(1)
-    norm = Normalizer.fit(episodes, feature_names())
+    norm = Normalizer.fit(episodes, feature_names(), mode="medfuse")
     x = episodes[2]
     out = norm.transform(x)
     assert out.dtype == np.float32 and out.shape == x.shape
@@ -63,7 +64,7 @@ def test_transform_only_continuous_columns() -> None:
 
 
 def test_json_round_trip(tmp_path: Path) -> None:
-    norm = Normalizer.fit(random_episodes(2), feature_names())
+    norm = Normalizer.fit(random_episodes(2), feature_names(), mode="medfuse")
     path = tmp_path / "normalizer.json"
     norm.save(path)
     back = Normalizer.load(path)
@@ -78,7 +79,7 @@ def test_errors() -> None:
     with pytest.raises(ValueError):
         Normalizer([0.0], [1.0, 2.0], ["a"])
     with pytest.raises(ValueError, match="at least 2"):
-        Normalizer.fit([np.zeros((1, 76))], feature_names())
+        Normalizer.fit([np.zeros((1, 76))], feature_names(), mode="medfuse")
     norm = Normalizer(np.zeros(3), np.ones(3), ["a", "b->x", "c"])
     with pytest.raises(ValueError):
         norm.transform(np.zeros((2, 4)))

@@ -1,4 +1,5 @@
-"""Wide-table tests: one row per (stay, charttime), and which value survives (spec ``ehr.md`` §5)."""
+"""Wide-table tests: one row per (stay, charttime), and which value survives (spec ``ehr.md`` §5; ``mode="medfuse"``,
+the reference)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def test_columns_rows_and_order() -> None:
                 (1, "2020-01-01 03:00", "pH", "7.3"),
                 (1, "2020-01-01 03:00", "Heart Rate", "90"),
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert list(wide.columns) == ["stay_id", "charttime"] + list(CHANNELS)
     assert wide["stay_id"].tolist() == [1, 1, 2]
@@ -49,7 +51,8 @@ def test_cleaned_variables_keep_numeric_max() -> None:
                 (1, "2020-01-01 00:00", "Height", "65.0"),  # inches, not converted ...
                 (1, "2020-01-01 00:00", "Height", "165.0"),  # ... so the cm value survives
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert wide["Glucose"].tolist() == ["100.0"] and wide["Height"].tolist() == ["165.0"]
 
@@ -65,7 +68,8 @@ def test_raw_string_variables_keep_string_max() -> None:
                 (1, "2020-01-01 00:00", "Mean blood pressure", "77"),
                 (1, "2020-01-01 00:00", "Mean blood pressure", "120"),
             ]
-        )
+        ),
+        mode="medfuse",
     )
     assert wide["Heart Rate"].tolist() == ["86"]
     assert wide["Glascow coma scale eye opening"].tolist() == ["To Speech"]
@@ -74,11 +78,11 @@ def test_raw_string_variables_keep_string_max() -> None:
 
 def test_custom_key_empty_input_and_bad_variable() -> None:
     frame = make([(1, "2020-01-01 00:00", "Weight", "80.0")]).rename(columns={"stay_id": "hadm_id"})
-    assert events_to_wide(frame, by="hadm_id")["Weight"].tolist() == ["80.0"]
-    empty = events_to_wide(make([]))
+    assert events_to_wide(frame, by="hadm_id", mode="medfuse")["Weight"].tolist() == ["80.0"]
+    empty = events_to_wide(make([]), mode="medfuse")
     assert len(empty) == 0 and list(empty.columns) == ["stay_id", "charttime"] + list(CHANNELS)
     with pytest.raises(ValueError, match="unknown variable"):
-        events_to_wide(make([(1, "2020-01-01 00:00", "Lactate", "2.0")]))
+        events_to_wide(make([(1, "2020-01-01 00:00", "Lactate", "2.0")]), mode="medfuse")
 
 
 def reference_wide(frame: pd.DataFrame) -> dict[tuple[int, pd.Timestamp], dict[str, str]]:
@@ -121,7 +125,7 @@ def test_matches_literal_reference_on_random_events() -> None:
             "clean_value": value,
         }
     )
-    wide = events_to_wide(frame)
+    wide = events_to_wide(frame, mode="medfuse")
     want = reference_wide(frame)
     assert list(zip(wide["stay_id"], wide["charttime"], strict=True)) == sorted(want)
     for row in wide.itertuples(index=False):

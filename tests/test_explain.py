@@ -145,7 +145,7 @@ def test_an_alignment_run_opens_with_its_cohort_raw_values_units_and_timestep(ti
     raw = np.load(tiny_cohort / EHR_VALUES_FILE)
     assert np.array_equal(np.asarray(run.cohort.raw_ehr), raw)
     prepared = json.loads((tiny_cohort / "config.json").read_text())
-    assert run.cohort.timestep == prepared["timestep"] and run.cohort.compat == prepared["compat"]
+    assert run.cohort.timestep == prepared["timestep"] and run.cohort.mode.name == prepared["compat"]
     assert (run.cohort.units.get("Temperature") == "°C") == (prepared["compat"] == "clean")
     final, _ = load_aligner(tiny_align_run, "final")
     opened = run.aligner("final")

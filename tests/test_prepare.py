@@ -28,7 +28,7 @@ def test_cohort_directory_contents(tiny_cohort):
     values = np.load(tiny_cohort / "ehr_values.npy")
     # the default mode is clean: canonical GCS / capillary refill categories -> 60 features
     assert values.shape[0] == len(pairs) and values.shape[2] == 60
-    assert json.loads((tiny_cohort / "ehr_columns.json").read_text()) == Discretizer(compat="clean").feature_names
+    assert json.loads((tiny_cohort / "ehr_columns.json").read_text()) == Discretizer(mode="clean").feature_names
     # zero past each episode's end; at most 24 bins for a 48 h window at Δt = 2 h
     assert pairs["n_bins"].between(1, 24).all()
     for i, n in enumerate(pairs["n_bins"]):
@@ -139,8 +139,8 @@ def test_window_discretization_by_hand():
         wide[ch] = ""
     wide["Heart Rate"] = ["80", "90", "120"]
     kept, values, _ = discretize_windows(pairs, wide, PrepareConfig(compat="medfuse"), CohortReport())
-    hr = Discretizer().feature_names.index("Heart Rate")
-    mask = Discretizer().feature_names.index("mask->Heart Rate")
+    hr = Discretizer(mode="medfuse").feature_names.index("Heart Rate")
+    mask = Discretizer(mode="medfuse").feature_names.index("mask->Heart Rate")
     # image a: window [0, 5] h → 3 bins; 1.0 h → bin 0, 4.5 h → bin 2; bin 1 carries 80 forward
     assert kept["n_bins"].tolist() == [3, 24]
     assert values[0][:, hr].tolist() == [80.0, 80.0, 90.0]
@@ -171,8 +171,7 @@ def test_cli_reports_a_wrong_root_clearly(tmp_path, capsys):
 
 def test_loaded_cohort_standardizes_continuous_columns_and_keeps_padding_zero(tiny_cohort):
     from medcam_lab.data.cohort import load_cohort
-    from medcam_lab.ehr import Normalizer
-    from medcam_lab.ehr.channels import Layout
+    from medcam_lab.ehr import EHRMode, Normalizer
 
     cohort = load_cohort(tiny_cohort)
     raw = np.load(tiny_cohort / "ehr_values.npy")
@@ -185,7 +184,7 @@ def test_loaded_cohort_standardizes_continuous_columns_and_keeps_padding_zero(ti
     # clean mode: statistics over observed bins only -> observed training values have mean 0 and std 1
     columns = cohort.ehr_columns
     assert normalizer.observed_only
-    for col in Layout("clean").continuous_indices:
+    for col in EHRMode.of("clean").layout.continuous_indices:
         observed = pooled[pooled[:, columns.index(f"mask->{columns[col]}")] > 0, col]
         if len(observed) >= 2:
             np.testing.assert_allclose(observed.mean(), 0.0, atol=1e-4)

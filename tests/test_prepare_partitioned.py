@@ -185,7 +185,7 @@ def test_lab_rows_are_filed_under_the_stay_of_their_admission():
 def test_clean_events_counts_every_row_of_every_variable():
     items = [220045, 220045, 220210, 999999, 223835]
     events = pd.DataFrame({"itemid": items, "value": ["80", "", "x", "1", "50"], "valuenum": np.nan, "label": "x"})
-    _, counts = clean_events(events, compat="medfuse")
+    _, counts = clean_events(events, mode="medfuse")
     expected = pd.Series([ITEMID_TO_VARIABLE.get(i) for i in items]).dropna().value_counts().to_dict()
     assert counts["rows_per_variable"] == expected
 

@@ -15,7 +15,7 @@ Files (the names below are the only place they are spelled):
 - ``images_uint8.npy``: (N, S, S) uint8 image cache, row i ↔ pairs row i (:mod:`medcam_lab.data.image_cache`).
 - ``report.json`` / ``report.md``: counts after every filter, drops by reason, versions.
 - ``config.json`` / ``run_info.json``: the resolved :class:`~medcam_lab.config.PrepareConfig` (its
-  ``timestep`` and ``compat`` are the cohort's), git revision, package versions (:mod:`medcam_lab.runinfo`).
+  ``timestep`` and ``compat`` are the cohort's: :attr:`Cohort.timestep`, :attr:`Cohort.mode`), git revision, package versions (:mod:`medcam_lab.runinfo`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pandas as pd
 from medcam_lab.atomic import atomic_write
 from medcam_lab.config import LABELS_CHEXPERT14
 from medcam_lab.data.image_cache import open_image_cache
-from medcam_lab.ehr import Normalizer
+from medcam_lab.ehr import EHRMode, Normalizer
 from medcam_lab.runinfo import write_json_atomic
 
 PAIRS_FILE = "pairs.parquet"
@@ -147,18 +147,19 @@ class Cohort:
         return float(self.prepare_config.get("timestep", 2.0))
 
     @property
-    def compat(self) -> str:
-        """The EHR mode the cohort was prepared in (``""`` where it does not say)."""
-        return str(self.prepare_config.get("compat", ""))
+    def mode(self) -> EHRMode | None:
+        """The EHR mode the cohort was prepared in (``PrepareConfig.compat``; ``None`` where it does not say)."""
+        compat = self.prepare_config.get("compat")
+        return EHRMode.of(compat) if compat else None
 
     @property
     def units(self) -> dict[str, str]:
-        """Units of the discretized values: in ``clean`` mode every continuous variable is converted to one
-        unit by item id (:data:`medcam_lab.ehr.ranges.VALID_RANGES`); in ``medfuse`` mode the values stay as
-        charted (mixed units), so no unit is claimed (``{}``)."""
+        """Units of the discretized values: a mode that converts units by item id (``clean``: switch
+        ``units_by_itemid``) gives every continuous variable one unit (:data:`medcam_lab.ehr.ranges.VALID_RANGES`);
+        in ``medfuse`` mode the values stay as charted (mixed units), so no unit is claimed (``{}``)."""
         from medcam_lab.ehr.ranges import VALID_RANGES
 
-        if self.compat != "clean":
+        if self.mode is None or not self.mode.switches.units_by_itemid:
             return {}
         return {name: r.unit for name, r in VALID_RANGES.items() if r.unit}
 

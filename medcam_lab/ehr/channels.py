@@ -1,4 +1,4 @@
-"""The 17 EHR channels of the 76-feature discretizer (spec ``ehr.md`` §1).
+"""The 17 EHR channels and the column layouts of the discretizer (spec ``ehr.md`` §1 and §7).
 
 Channel order is Python string order of the names (upper case sorts before lower case, so ``pH`` is
 last); this is also the column order of the reference ``discretizer_config.json`` and of the episode
@@ -8,6 +8,11 @@ masks are stored, the 17 mask columns (``59 + i`` for channel ``i``), 76 in all.
 
 Categorical matching is exact string equality: aliases (``4 Spontaneously`` / ``Spontaneously``) are
 separate columns, and e.g. ``4`` for GCS eye or ``15.0`` for GCS total is not an allowed string.
+
+The module-level layout names (:data:`CHANNEL_BEGIN`, :data:`NUM_VALUE_COLUMNS`,
+:data:`CONTINUOUS_FEATURE_INDICES`, :func:`feature_names`) describe this 76-column ``medfuse`` layout only.
+The layout of a mode (``clean``, the default, has 60 columns: one per canonical category) is
+``EHRMode.of(mode).layout`` (:class:`Layout`; :mod:`medcam_lab.ehr.mode`).
 
 Examples:
     >>> len(feature_names())
@@ -123,7 +128,7 @@ NORMAL_VALUES: dict[str, str] = {
 
 
 def channel_width(channel: str) -> int:
-    """Return the number of value columns of ``channel`` (allowed strings, or 1 if continuous)."""
+    """Return the number of value columns of ``channel`` in the ``medfuse`` layout (allowed strings, or 1)."""
     return len(POSSIBLE_VALUES[channel]) if IS_CATEGORICAL[channel] else 1
 
 
@@ -136,22 +141,24 @@ def _begin_positions() -> tuple[int, ...]:
 
 
 CHANNEL_BEGIN: tuple[int, ...] = _begin_positions()
-"""First value column of each channel (sum of the widths of the channels before it)."""
+"""First value column of each channel in the ``medfuse`` layout (sum of the widths of the channels before it)."""
 
 NUM_VALUE_COLUMNS: int = CHANNEL_BEGIN[-1] + channel_width(CHANNELS[-1])
-"""59: number of value (non-mask) columns."""
+"""59: number of value (non-mask) columns of the ``medfuse`` layout."""
 
 CONTINUOUS_FEATURE_INDICES: list[int] = [
     CHANNEL_BEGIN[i] for i, name in enumerate(CHANNELS) if not IS_CATEGORICAL[name]
 ]
-"""The 12 continuous columns ``[2, 3, 49, ..., 58]`` (the only ones the normalizer standardizes)."""
+"""The 12 continuous columns ``[2, 3, 49, ..., 58]`` of the ``medfuse`` layout (the only ones the normalizer
+standardizes there)."""
 
 
 def feature_names(store_masks: bool = True) -> list[str]:
-    """Output column names of the discretizer.
+    """Output column names of the ``medfuse`` discretizer (the 76-column reference layout).
 
     ``<channel>-><string>`` for one-hot columns, ``<channel>`` for continuous ones, then
-    ``mask-><channel>`` for the 17 masks when ``store_masks``.
+    ``mask-><channel>`` for the 17 masks when ``store_masks``. Those of any mode:
+    ``EHRMode.of(mode).layout.feature_names(store_masks)`` or ``Discretizer(mode=...).feature_names``.
 
     Args:
         store_masks: Whether the 17 mask columns are appended.
@@ -206,23 +213,28 @@ CLEAN_NORMAL_VALUES: dict[str, str] = {
 }
 """Normal values in ``clean`` mode: the top score of each GCS scale, brisk capillary refill."""
 
-COMPAT_MODES: tuple[str, ...] = ("medfuse", "clean")
-
 
 class Layout:
-    """Column layout of one mode: categories per channel, normal values, begin positions, names.
+    """Column layout of a discretizer: categories per channel, normal values, begin positions, names.
+
+    A mode's layout is ``EHRMode.of(mode).layout`` (:mod:`medcam_lab.ehr.mode`): ``medfuse`` has the
+    reference's strings (:data:`POSSIBLE_VALUES`, 76 columns), ``clean`` the canonical categories
+    (:data:`CLEAN_POSSIBLE_VALUES`, 60 columns).
+
+    Args:
+        possible_values: Column list of each categorical channel (one-hot column order).
+        normal_values: Normal value of each channel (imputation), a string of its column list if categorical.
 
     Examples:
-        >>> Layout("medfuse").n_features, Layout("clean").n_features
-        (76, 60)
+        >>> Layout(POSSIBLE_VALUES, NORMAL_VALUES).n_features
+        76
+        >>> Layout(CLEAN_POSSIBLE_VALUES, CLEAN_NORMAL_VALUES).n_features
+        60
     """
 
-    def __init__(self, compat: str = "medfuse") -> None:
-        if compat not in COMPAT_MODES:
-            raise ValueError(f"unknown compat {compat!r}; use one of {COMPAT_MODES}")
-        self.compat = compat
-        self.possible_values = POSSIBLE_VALUES if compat == "medfuse" else CLEAN_POSSIBLE_VALUES
-        self.normal_values = NORMAL_VALUES if compat == "medfuse" else CLEAN_NORMAL_VALUES
+    def __init__(self, possible_values: dict[str, list[str]], normal_values: dict[str, str]) -> None:
+        self.possible_values = possible_values
+        self.normal_values = normal_values
         begins, pos = [], 0
         for name in CHANNELS:
             begins.append(pos)

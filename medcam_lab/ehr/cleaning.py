@@ -1,4 +1,4 @@
-r"""Cleaning of MIMIC-IV chart/lab events into discretizer strings (spec §5, ``compat="medfuse"``).
+r"""Cleaning of MIMIC-IV chart/lab events into discretizer strings (spec §5, ``mode="medfuse"``).
 
 The rules are the ones the reference MIMIC-IV port *effectively* applies (bugs included), so that the
 cleaned values equal what MedFuse/MedMod feed their discretizer:
@@ -34,13 +34,13 @@ reference drops it, and medfuse mode drops it under its own name
 variable, with the variable's row count, in ``counts["valuenum_fallback"]``. Cleaned numbers are returned as
 ``repr(float(x))`` strings (``"98.0"``, ``"0.005"``), the text the reference CSV would hold.
 
-``compat="clean"`` (spec §7) applies the fixes of :class:`~medcam_lab.ehr.switches.CleanSwitches`, each
-one a named switch: canonical GCS / capillary refill categories (numeric codes accepted), the MIMIC-IV
-capillary refill items, GCS total derived from the three components charted at the same time, FiO2
-percent -> fraction only above 1, blood-only glucose and pH, unit conversion by item id (223761 °F,
-226707 in, 226531 lb), HR / RR / mean BP parsed as numbers, and the physiologic valid ranges of
-:mod:`medcam_lab.ehr.ranges`. Every dropped row is counted by variable and reason; every unknown
-category string is counted by its text.
+``mode="clean"`` (spec §7, the default) applies the fixes of :class:`~medcam_lab.ehr.switches.CleanSwitches`,
+each one a named switch of the mode (:class:`~medcam_lab.ehr.mode.EHRMode`): canonical GCS / capillary
+refill categories (numeric codes accepted), the MIMIC-IV capillary refill items, GCS total derived from the
+three components charted at the same time, FiO2 percent -> fraction only above 1, blood-only glucose and pH,
+unit conversion by item id (223761 °F, 226707 in, 226531 lb), HR / RR / mean BP parsed as numbers, and the
+physiologic valid ranges of :mod:`medcam_lab.ehr.ranges`. Every dropped row is counted by variable and
+reason; every unknown category string is counted by its text.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ import pandas as pd
 
 from medcam_lab.ehr.categories import canonical_index, gcs_score
 from medcam_lab.ehr.channels import CLEAN_POSSIBLE_VALUES, IS_CATEGORICAL
-from medcam_lab.ehr.itemids import ITEMID_TO_VARIABLE
-from medcam_lab.ehr.itemids import itemid_map as default_itemid_map
+from medcam_lab.ehr.mode import DEFAULT_MODE, EHRMode
 from medcam_lab.ehr.ranges import VALID_RANGES
 from medcam_lab.ehr.switches import CleanSwitches
 
@@ -257,9 +256,8 @@ def _clean_category(
 
 def clean_events(
     events: pd.DataFrame,
-    compat: str = "medfuse",
+    mode: EHRMode | str = DEFAULT_MODE,
     itemid_map: Mapping[int, str] | None = None,
-    switches: CleanSwitches | None = None,
     by: str = "stay_id",
 ) -> tuple[pd.DataFrame, dict]:
     """Map item ids to channels, clean values (medfuse rules or clean fixes) and drop unusable rows.
@@ -269,10 +267,12 @@ def clean_events(
             ``value`` (raw string or NaN), ``label`` (item label from ``d_items``/``d_labitems``) and
             optionally ``valuenum`` (float) and ``valueuom`` (ignored, see module doc); other columns are
             kept untouched.
-        compat: ``"medfuse"`` (the reference) or ``"clean"`` (spec §7 fixes).
-        itemid_map: Item id -> channel name; defaults to the map of the item switches
-            (:func:`~medcam_lab.ehr.itemids.itemid_map`; the reference map in medfuse mode).
-        switches: The clean fixes to apply; defaults to ``CleanSwitches.for_mode(compat)``.
+        mode: The EHR mode or its name (:meth:`EHRMode.of <medcam_lab.ehr.mode.EHRMode.of>`): the fixes
+            applied are its switches, ``clean`` (spec §7, the default) all of them, ``"medfuse"`` (the
+            reference) none; ``EHRMode.of("medfuse").with_switches(...)`` applies some.
+        itemid_map: Item id -> channel name; defaults to the map of the mode's item switches
+            (:meth:`EHRMode.itemid_map <medcam_lab.ehr.mode.EHRMode.itemid_map>`; the reference map in
+            medfuse mode).
         by: Episode column used with ``charttime`` to derive GCS total (switch ``derive_gcs_total``;
             without that column all rows count as one episode).
 
@@ -292,20 +292,19 @@ def clean_events(
         events: (n_rows, n_columns); kept: (n_kept, n_columns + 2).
 
     Examples:
-        >>> df = pd.DataFrame({"itemid": [223835], "value": ["50"], "valuenum": [50.0], "label": ["x"]})
-        >>> clean_events(df)[0]["clean_value"].tolist()
+        >>> df = pd.DataFrame({"itemid": [223835], "value": ["0.5"], "valuenum": [0.5], "label": ["FiO2"],
+        ...                    "charttime": pd.to_datetime(["2150-01-01 08:00"])})
+        >>> clean_events(df)[0]["clean_value"].tolist()  # clean: a percentage only above 1
         ['0.5']
+        >>> clean_events(df, "medfuse")[0]["clean_value"].tolist()  # the reference divides every FiO2 by 100
+        ['0.005']
     """
-    switches = CleanSwitches.for_mode(compat) if switches is None else switches
+    mode = EHRMode.of(mode)
+    switches = mode.switches
     missing = [c for c in ("itemid", "value", "label") if c not in events.columns]
     if missing:
         raise ValueError(f"clean_events: missing column(s) {missing}")
-    if itemid_map is not None:
-        mapping = itemid_map
-    elif compat == "medfuse" and switches == CleanSwitches.for_mode("medfuse"):
-        mapping = ITEMID_TO_VARIABLE
-    else:
-        mapping = default_itemid_map(switches.capillary_refill_items, switches.blood_only_labs)
+    mapping = mode.itemid_map() if itemid_map is None else itemid_map
     n = len(events)
     variable = events["itemid"].map(mapping).to_numpy(dtype=object)
     mapped = pd.notna(variable)

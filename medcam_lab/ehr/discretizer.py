@@ -1,6 +1,6 @@
 """The 76-feature discretizer of mimic3-benchmarks / MedFuse / MedMod (spec ``ehr.md`` §2).
 
-``compat="medfuse"`` reproduces the reference bin for bin. With ``eps = 1e-6``, for each episode:
+``mode="medfuse"`` reproduces the reference bin for bin. With ``eps = 1e-6``, for each episode:
 
 1. Hours must be non-decreasing (``t[k] < t[k+1] + eps``), else ``ValueError``.
 2. ``first = 0`` (``start_time="zero"``) or the hour of the **first row** (``"relative"``).
@@ -25,14 +25,14 @@ so a float ``1.0`` is a valid capillary refill value but ``15.0`` is not a valid
 ``str(x)`` (``15 -> "15"``). For continuous channels only the float value matters: a numeric column is
 used as is (NaN = not measured), a text column is parsed with Python ``float``.
 
-``compat="clean"`` runs the same algorithm on the canonical layout of
-:class:`~medcam_lab.ehr.channels.Layout` (60 columns): categorical cells are mapped through
+``mode="clean"`` (the default, as for ``prepare``) runs the same algorithm on the canonical layout of
+the mode (:class:`~medcam_lab.ehr.mode.EHRMode`, 60 columns): categorical cells are mapped through
 :func:`~medcam_lab.ehr.categories.canonical_index` (aliases and numeric codes accepted), and a cell that
 is an unknown category or an unparsable number is left unmeasured and counted in
 :attr:`Discretizer.unknown_values` instead of raising.
 
 Our defaults differ from the reference's: ``timestep=2.0`` and ``impute_strategy="previous"`` (the
-MedCAM setting); the reference defaults are 0.8 and ``zero``.
+MedCAM setting), and ``mode="clean"``; the reference is ``mode="medfuse"`` with 0.8 and ``zero``.
 
 Implementation: one pass over the long table for all episodes. Hours, spans and bins are NumPy
 operations; the per-cell work (reading numbers and categories from Arrow text buffers, "last row wins",
@@ -55,7 +55,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medcam_lab.ehr.categories import canonical_index
-from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, IS_CATEGORICAL, POSSIBLE_VALUES, Layout
+from medcam_lab.ehr.channels import CHANNELS, IS_CATEGORICAL, POSSIBLE_VALUES, Layout
+from medcam_lab.ehr.mode import DEFAULT_MODE, EHRMode
 
 EPS = 1e-6
 ENCODE_THREADS = 4
@@ -91,12 +92,12 @@ def _factorize_cells(series: pd.Series) -> tuple[np.ndarray, list[str]]:
 
 
 @functools.lru_cache(maxsize=None)
-def _category_reader(channel: str, compat: str) -> tuple[Callable[[str], float | None], dict[str, float]]:
+def _category_reader(channel: str, mode: EHRMode) -> tuple[Callable[[str], float | None], dict[str, float]]:
     """``(read, known)`` for a categorical channel: ``read(text)`` is the category index or None (unknown);
     ``known`` maps the texts MIMIC writes (the reference's list, and in ``clean`` mode also the canonical
     names) to their index, for byte-for-byte matching before ``read`` is asked."""
-    layout = Layout(compat)
-    if compat == "clean":
+    layout = mode.layout
+    if mode.name == "clean":
 
         def read(text: str) -> float | None:
             index = canonical_index(channel, text)
@@ -122,7 +123,7 @@ def _is_arrow_text(series: pd.Series) -> bool:
 
 
 def _encode_column(
-    series: pd.Series, channel: str, layout: Layout
+    series: pd.Series, channel: str, mode: EHRMode
 ) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], list[str]]]:
     """``(values, status, texts_of)`` of one channel column, one entry per row.
 
@@ -143,7 +144,7 @@ def _encode_column(
     from medcam_lab.ehr import kernels  # compiled on first use
 
     categorical = IS_CATEGORICAL[channel]
-    read = _category_reader(channel, layout.compat)[0] if categorical else _read_number
+    read = _category_reader(channel, mode)[0] if categorical else _read_number
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype) and not categorical:
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         status = np.where(np.isnan(values), kernels.NOT_MEASURED, kernels.PARSED).astype(np.int8)
@@ -153,7 +154,7 @@ def _encode_column(
         if not (pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type)):  # e.g. string_view
             cells = cells.cast(pa.large_string())
         if categorical:
-            values, status = kernels.match_known_cells(cells, _category_reader(channel, layout.compat)[1])
+            values, status = kernels.match_known_cells(cells, _category_reader(channel, mode)[1])
         else:
             values, status = kernels.parse_decimal_cells(cells)
         slow = np.flatnonzero(status == kernels.NEEDS_PYTHON)
@@ -179,23 +180,26 @@ def _normal_code(channel: str, layout: Layout) -> float:
 
 
 class Discretizer:
-    """Turn irregular episode rows into fixed-step bins of 76 (or 59) features; 60 (or 43) in ``clean`` mode.
+    """Turn irregular episode rows into fixed-step bins of 60 (or 43) features; 76 (or 59) in ``medfuse`` mode.
 
     Args:
         timestep: Bin width in hours (reference default 0.8; MedFuse code 1.0; MedCAM 2.0).
         impute_strategy: ``"zero"``, ``"normal_value"``, ``"previous"`` or ``"next"``.
         start_time: ``"zero"`` (bins start at 0 h = ICU intime) or ``"relative"`` (first row).
         store_masks: Append the 17 mask columns.
-        compat: ``"medfuse"`` (the reference's 76 columns, exact string matching, unknown strings raise)
-            or ``"clean"`` (canonical GCS / capillary refill categories, 60 columns; aliases and numeric
-            codes accepted; an unknown category or unparsable number is not measured and is counted in
-            :attr:`unknown_values` instead of raising).
+        mode: The EHR mode or its name (:meth:`EHRMode.of <medcam_lab.ehr.mode.EHRMode.of>`): ``"clean"``
+            (the default: canonical GCS / capillary refill categories, 60 columns; aliases and numeric codes
+            accepted; an unknown category or unparsable number is not measured and is counted in
+            :attr:`unknown_values` instead of raising) or ``"medfuse"`` (the reference's 76 columns, exact
+            string matching, unknown strings raise).
 
     Examples:
         >>> frame = pd.DataFrame({"Hours": [0.5, 3.0], "Heart Rate": ["80", ""]})
         >>> values, names = Discretizer(timestep=2.0).transform(frame, end=4.0)
         >>> values.shape, float(values[1, names.index("Heart Rate")])
-        ((2, 76), 80.0)
+        ((2, 60), 80.0)
+        >>> Discretizer(timestep=2.0, mode="medfuse").transform(frame, end=4.0)[0].shape
+        (2, 76)
     """
 
     def __init__(
@@ -204,10 +208,9 @@ class Discretizer:
         impute_strategy: str = "previous",
         start_time: str = "zero",
         store_masks: bool = True,
-        compat: str = "medfuse",
+        mode: EHRMode | str = DEFAULT_MODE,
     ) -> None:
-        if compat not in COMPAT_MODES:
-            raise ValueError(f"unknown compat {compat!r}; use one of {COMPAT_MODES}")
+        self.mode = EHRMode.of(mode)
         if impute_strategy not in IMPUTE_STRATEGIES:
             raise ValueError(f"impute_strategy must be one of {IMPUTE_STRATEGIES}, got {impute_strategy!r}")
         if start_time not in START_TIMES:
@@ -218,14 +221,13 @@ class Discretizer:
         self.impute_strategy = impute_strategy
         self.start_time = start_time
         self.store_masks = bool(store_masks)
-        self.compat = compat
-        self.layout = Layout(compat)
+        self.layout: Layout = self.mode.layout
         self.unknown_values: Counter[tuple[str, str]] = Counter()
         """``clean`` mode: ``(channel, text) -> count`` of cells skipped as unknown, over every call."""
 
     @property
     def feature_names(self) -> list[str]:
-        """Output column names (76, or 59 without masks; ``clean``: 60 or 43)."""
+        """Output column names (60, or 43 without masks; ``medfuse``: 76 or 59)."""
         return self.layout.feature_names(self.store_masks)
 
     def transform(self, frame: pd.DataFrame, end: float | None = None) -> tuple[np.ndarray, list[str]]:
@@ -240,7 +242,7 @@ class Discretizer:
             ``(values, names)``: float32 bins and the column names.
 
         Shape:
-            frame: (n_rows, n_columns); values: (N, F) with F = 76 (``clean``: 60), or 59 (43) without masks.
+            frame: (n_rows, n_columns); values: (N, F) with F = 60 (``medfuse``: 76), or 43 (59) without masks.
         """
         table = frame.reset_index(drop=True)
         ends = np.array([np.nan if end is None else float(end)])
@@ -385,9 +387,9 @@ class Discretizer:
         """
         threads = min(ENCODE_THREADS, os.cpu_count() or 1, len(present))
         if threads <= 1 or len(present) * len(present[0][2]) < 100_000:  # small tables: threads cost more
-            return [_encode_column(column, channel, self.layout) for _, channel, column in present]
+            return [_encode_column(column, channel, self.mode) for _, channel, column in present]
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="discretizer") as pool:
-            return list(pool.map(lambda item: _encode_column(item[2], item[1], self.layout), present))
+            return list(pool.map(lambda item: _encode_column(item[2], item[1], self.mode), present))
 
     def _channel_values(
         self, encoded: Any, channel: str, order: np.ndarray | None, active: np.ndarray, fail: Any
@@ -410,7 +412,7 @@ class Discretizer:
         if not bad.size:
             return values, status
         rows_in_table = bad if order is None else order[bad]
-        if self.compat == "medfuse":
+        if self.mode.name == "medfuse":
             text = texts_of(rows_in_table[:1])[0]
             if IS_CATEGORICAL[channel]:
                 allowed = list(self.layout.possible_values[channel])

@@ -1,11 +1,12 @@
 """Standardization of the continuous discretizer columns (spec ``ehr.md`` §3).
 
-Only columns whose name contains no ``->`` are standardized: built from
-:func:`~medcam_lab.ehr.channels.feature_names` these are exactly the 12 continuous columns
-``[2, 3, 49..58]``; one-hot (``<channel>-><string>``) and mask (``mask-><channel>``) columns are left
-untouched. Statistics are kept for every column, as the reference does, pooled over every bin of every
-episode, with ``std = sqrt((Σx² − 2·Σx·mean + N·mean²)/(N−1))`` floored at 1e-7 (a radicand that
-rounding makes slightly negative counts as 0). State is saved as JSON, never pickled.
+Only columns whose name contains no ``->`` are standardized: the 12 continuous columns of a discretizer's
+``feature_names`` (``[2, 3, 49..58]`` in the ``medfuse`` layout); one-hot (``<channel>-><string>``) and mask
+(``mask-><channel>``) columns are left untouched. Statistics are kept for every column, as the reference
+does, pooled over every bin of every episode (in ``clean`` mode, the default, a continuous column only over
+the bins where it was observed: switch ``normalizer_observed_only``), with
+``std = sqrt((Σx² − 2·Σx·mean + N·mean²)/(N−1))`` floored at 1e-7 (a radicand that rounding makes slightly
+negative counts as 0). State is saved as JSON, never pickled.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from medcam_lab.ehr.mode import DEFAULT_MODE, EHRMode
+
 STD_FLOOR = 1e-7
 
 
@@ -26,17 +29,17 @@ class Normalizer:
     Args:
         mean: Mean of every column.
         std: Standard deviation of every column.
-        columns: Column names (e.g. ``feature_names()``); a name without ``->`` is standardized.
+        columns: Column names (a discretizer's ``feature_names``); a name without ``->`` is standardized.
 
     Shape:
         mean, std: (F,); columns: F names.
 
     Examples:
-        >>> from medcam_lab.ehr.channels import feature_names
-        >>> names = feature_names()
-        >>> norm = Normalizer.fit([np.ones((3, 76)), np.zeros((1, 76))], names)
-        >>> norm.continuous_indices[:3]
-        [2, 3, 49]
+        >>> from medcam_lab.ehr.discretizer import Discretizer
+        >>> names = Discretizer(mode="medfuse").feature_names
+        >>> norm = Normalizer.fit([np.ones((3, 76)), np.zeros((1, 76))], names, mode="medfuse")
+        >>> norm.continuous_indices[:3], float(norm.mean[2])
+        ([2, 3, 49], 0.75)
     """
 
     def __init__(
@@ -56,21 +59,25 @@ class Normalizer:
         """Whether the continuous statistics were fitted on observed bins only."""
 
     @classmethod
-    def fit(cls, episodes: Iterable[np.ndarray], columns: Sequence[str], observed_only: bool = False) -> Normalizer:
+    def fit(
+        cls, episodes: Iterable[np.ndarray], columns: Sequence[str], mode: EHRMode | str = DEFAULT_MODE
+    ) -> Normalizer:
         """Pool every bin of every episode and compute per-column mean and std.
 
         Args:
             episodes: Discretized episodes (the same settings and ``end`` as at use time).
             columns: Their column names.
-            observed_only: ``clean`` mode (switch ``normalizer_observed_only``): a continuous column's
-                statistics use only the bins where its ``mask-><channel>`` column is 1, so imputed
-                values do not pull the mean toward the normal value nor shrink the std. A continuous
-                column observed in fewer than 2 bins gets mean 0 and std 1 and is listed in
-                :attr:`unfitted`. Needs the mask columns.
+            mode: The EHR mode or its name; its switch ``normalizer_observed_only`` (on in ``clean``
+                mode, the default; off in ``"medfuse"`` mode, which pools every bin) fits on observed bins
+                only: a continuous column's statistics use only the bins where its ``mask-><channel>``
+                column is 1, so imputed values do not pull the mean toward the normal value nor shrink the
+                std. A continuous column observed in fewer than 2 bins gets mean 0 and std 1 and is listed
+                in :attr:`unfitted`. Needs the mask columns.
 
         Shape:
             each episode: (T_i, F) with F == len(columns).
         """
+        observed_only = EHRMode.of(mode).switches.normalizer_observed_only
         width = len(columns)
         names = [str(c) for c in columns]
         weight_of: dict[int, int] = {}

@@ -1,8 +1,8 @@
 """The named switches that separate ``clean`` from ``medfuse`` mode (spec ``ehr.md`` §7).
 
-``CleanSwitches.for_mode("medfuse")`` turns every fix off (the reference, bugs included);
-``for_mode("clean")`` turns every fix on. Each switch can also be flipped alone, which is how each fix
-is tested against the reference behaviour.
+The switches of a mode are ``EHRMode.of(mode).switches`` (:mod:`medcam_lab.ehr.mode`): ``medfuse`` turns
+every fix off (the reference, bugs included), ``clean`` turns every fix on. Each switch can also be flipped
+alone (``EHRMode.with_switches``), which is how each fix is tested against the reference behaviour.
 
 =============================  ===================================================================
 switch                         on (clean)                              / off (medfuse)
@@ -29,9 +29,7 @@ switch                         on (clean)                              / off (me
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
-from medcam_lab.ehr.channels import COMPAT_MODES
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -49,14 +47,6 @@ class CleanSwitches:
     numeric_vitals: bool = True
     normalizer_observed_only: bool = True
     valuenum_fallback: bool = True
-
-    @classmethod
-    def for_mode(cls, compat: str) -> CleanSwitches:
-        """All switches on for ``"clean"``, all off for ``"medfuse"``."""
-        if compat not in COMPAT_MODES:
-            raise ValueError(f"unknown compat {compat!r}; use one of {COMPAT_MODES}")
-        on = compat == "clean"
-        return cls(**{f.name: on for f in fields(cls)})
 
     def to_dict(self) -> dict[str, bool]:
         return asdict(self)

@@ -7,8 +7,9 @@ keeps the last one: for the variables it cleans into floats (:data:`CLEANED_VARI
 **numeric maximum**, for the raw-string variables (heart rate, respiratory rate, mean BP, GCS) the
 **string-order maximum** (so ``"86"`` beats ``"100"``).
 
-With ``compat="clean"`` every continuous channel keeps its numeric maximum and a categorical channel
-its highest canonical category (the best score; ``ET/Trach`` after the scored verbal responses).
+That is the ``medfuse`` rule. In ``clean`` mode (the default) every continuous channel keeps its numeric
+maximum and a categorical channel its highest canonical category (the best score; ``ET/Trach`` after the
+scored verbal responses).
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from medcam_lab.ehr.channels import CHANNELS, CLEAN_POSSIBLE_VALUES, IS_CATEGORICAL
+from medcam_lab.ehr.channels import CHANNELS, IS_CATEGORICAL
 from medcam_lab.ehr.cleaning import CLEANED_VARIABLES
+from medcam_lab.ehr.mode import DEFAULT_MODE, EHRMode
 
 
-def events_to_wide(events: pd.DataFrame, by: str = "stay_id", compat: str = "medfuse") -> pd.DataFrame:
+def events_to_wide(events: pd.DataFrame, by: str = "stay_id", mode: EHRMode | str = DEFAULT_MODE) -> pd.DataFrame:
     """Pivot cleaned events into one row per ``(by, charttime)`` with the 17 channel columns.
 
     Args:
         events: Cleaned events with columns ``[by, "charttime", "variable", "clean_value"]``
             (``charttime`` datetime64, ``clean_value`` strings; NaN or ``""`` values are ignored).
         by: Episode key column (e.g. ``stay_id``).
-        compat: ``"medfuse"`` (the reference's survivor rule) or ``"clean"`` (see module doc).
+        mode: The EHR mode or its name: ``"clean"`` (the default) or ``"medfuse"`` (the reference's
+            survivor rule); see the module doc.
 
     Returns:
         Columns ``[by, "charttime"] + CHANNELS`` (channel cells are strings, ``""`` = not measured),
@@ -39,9 +42,12 @@ def events_to_wide(events: pd.DataFrame, by: str = "stay_id", compat: str = "med
     Examples:
         >>> ev = pd.DataFrame({"stay_id": [1, 1], "charttime": pd.to_datetime(["2020-01-01"] * 2),
         ...                    "variable": ["Heart Rate"] * 2, "clean_value": ["100", "86"]})
-        >>> events_to_wide(ev)["Heart Rate"].tolist()
+        >>> events_to_wide(ev, mode="medfuse")["Heart Rate"].tolist()  # string order
         ['86']
+        >>> events_to_wide(ev)["Heart Rate"].tolist()  # clean: numeric maximum
+        ['100']
     """
+    mode = EHRMode.of(mode)
     missing = [c for c in (by, "charttime", "variable", "clean_value") if c not in events.columns]
     if missing:
         raise ValueError(f"events_to_wide: missing column(s) {missing}")
@@ -60,9 +66,10 @@ def events_to_wide(events: pd.DataFrame, by: str = "stay_id", compat: str = "med
     rank = np.empty(len(uniques), dtype=np.float64)
     rank[np.argsort(uniques, kind="stable")] = np.arange(len(uniques))
     as_float = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=float)
-    if compat == "clean":
+    if mode.name == "clean":
         numeric_names = [v for v in CHANNELS if not IS_CATEGORICAL[v]]
-        rank_in = {v: {c: float(i) for i, c in enumerate(CLEAN_POSSIBLE_VALUES[v])} for v in CLEAN_POSSIBLE_VALUES}
+        categories = mode.layout.possible_values
+        rank_in = {v: {c: float(i) for i, c in enumerate(categories[v])} for v in categories}
         categorical = ~np.isin(channel, [channel_of[v] for v in numeric_names])
         cat_rows = np.flatnonzero(categorical)
         names = np.asarray(CHANNELS, dtype=object)[channel[cat_rows]]
@@ -70,11 +77,9 @@ def events_to_wide(events: pd.DataFrame, by: str = "stay_id", compat: str = "med
         rank = rank[val_codes].copy()
         rank[cat_rows] = cat_rank
         val_rank = rank
-    elif compat == "medfuse":
+    else:
         numeric_names = list(CLEANED_VARIABLES)
         val_rank = rank[val_codes]
-    else:
-        raise ValueError(f"unknown compat {compat!r}")
     numeric = np.isin(channel, [channel_of[v] for v in numeric_names])
     bad = numeric & np.isnan(as_float[val_codes]) & (uniques[val_codes] != "")
     if bad.any():

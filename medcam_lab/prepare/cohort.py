@@ -11,8 +11,9 @@ Steps (each count is written to ``report.json``):
    then, a partition of at most ``partition_events`` rows at a time (memory bounded whatever the input
    size; the outputs do not depend on the partitioning): events outside their ICU stay and exact
    duplicates dropped and counted, cleaned in
-   the ``compat`` mode (:mod:`medcam_lab.ehr.cleaning`: ``medfuse`` = the reference, ``clean`` = the
-   switches of :class:`~medcam_lab.ehr.switches.CleanSwitches`), unknown category strings and
+   the ``compat`` mode (:class:`~medcam_lab.ehr.mode.EHRMode`, built once from ``cfg.compat`` and handed to
+   every step; :mod:`medcam_lab.ehr.cleaning`: ``medfuse`` = the reference, ``clean`` = the switches of
+   :class:`~medcam_lab.ehr.switches.CleanSwitches`), unknown category strings and
    out-of-range values dropped and counted, one value per (stay, charttime, variable).
 4. **Decision (EHR window):** the EHR of an image is the events in [max(intime, t − window_hours), t];
    hours are counted from the window start (``start_time="zero"`` on the window) and the window length is
@@ -46,10 +47,9 @@ from medcam_lab.data.cohort import finish_cohort, start_cohort, write_cohort_ehr
 from medcam_lab.datasets import mimic_cxr, mimic_iv
 from medcam_lab.datasets.chexpert import apply_label_policy
 from medcam_lab.datasets.patient_split import SPLIT_NAMES, patient_split
-from medcam_lab.ehr import Discretizer, Normalizer, clean_events, events_to_wide
-from medcam_lab.ehr.channels import CHANNELS, COMPAT_MODES, Layout
-from medcam_lab.ehr.itemids import itemid_map, itemids_of_table
-from medcam_lab.ehr.switches import CleanSwitches
+from medcam_lab.ehr import Discretizer, EHRMode, Normalizer, clean_events, events_to_wide
+from medcam_lab.ehr.channels import CHANNELS
+from medcam_lab.ehr.itemids import itemids_of_table
 from medcam_lab.prepare.event_spill import EventSpill, bucket_of, buckets_for, estimated_rows, stay_ids_of_labs
 from medcam_lab.prepare.image_cache import build_image_cache
 from medcam_lab.prepare.report import CohortReport
@@ -128,15 +128,15 @@ def pair_images_with_stays(
 
 
 def spill_events(
-    layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, cfg: PrepareConfig, report: CohortReport, spill: EventSpill
+    layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, mode: EHRMode, report: CohortReport, spill: EventSpill
 ) -> dict[str, pa.Schema]:
     """Stream ``chartevents`` and ``labevents`` once, spilling the rows of the 17 variables for ``stays``.
 
-    Rows whose charttime does not parse are dropped and counted here; lab rows are filed under the ICU
-    stay of their admission. Returns the Arrow schema of each source (for groups without its rows).
+    The item ids read are those of ``mode`` (:meth:`~medcam_lab.ehr.mode.EHRMode.itemid_map`). Rows whose
+    charttime does not parse are dropped and counted here; lab rows are filed under the ICU stay of their
+    admission. Returns the Arrow schema of each source (for groups without its rows).
     """
-    switches = CleanSwitches.for_mode(cfg.compat)
-    mapping = itemid_map(switches.capillary_refill_items, switches.blood_only_labs)
+    mapping = mode.itemid_map()
     hadm_of_stay = stays["hadm_id"].to_numpy(dtype=np.int64)
     stay_ids = stays["stay_id"].to_numpy(dtype=np.int64)
     schemas: dict[str, pa.Schema] = {}
@@ -203,15 +203,14 @@ class CleaningTally:
 
 
 def clean_group(
-    chart: pd.DataFrame, lab: pd.DataFrame, stays: pd.DataFrame, item_labels: pd.DataFrame, cfg: PrepareConfig,
+    chart: pd.DataFrame, lab: pd.DataFrame, stays: pd.DataFrame, item_labels: pd.DataFrame, mode: EHRMode,
     report: CohortReport, tally: CleaningTally,
 ) -> pd.DataFrame:
     """Clean the events of one group of stays: stay_id, charttime, variable, clean_value (and the raw columns).
 
-    Events outside their ICU stay and exact duplicates are dropped and counted, then the ``compat`` mode
-    cleans them (:func:`~medcam_lab.ehr.clean_events`); counts go to ``report`` (drops) and ``tally``.
+    Events outside their ICU stay and exact duplicates are dropped and counted, then ``mode`` cleans them
+    (:func:`~medcam_lab.ehr.clean_events`); counts go to ``report`` (drops) and ``tally``.
     """
-    switches = CleanSwitches.for_mode(cfg.compat)
     # Labs carry no stay_id: fill it from the admission (one ICU stay per kept admission).
     lab = lab.drop(columns="stay_id").merge(stays[["hadm_id", "stay_id"]], on="hadm_id", how="left")
     events = pd.concat([chart, lab], ignore_index=True)
@@ -223,9 +222,9 @@ def clean_group(
     report.drop("event: exact duplicate row", int(dup.sum()))
     events = events.loc[~dup]
     events = events.merge(item_labels, on="itemid", how="left")
-    cleaned, counts = clean_events(events, compat=cfg.compat, switches=switches, by="stay_id")
+    cleaned, counts = clean_events(events, mode=mode, by="stay_id")
     report.merge_drops("event: ", counts["dropped"])
-    cleaned, unknown = drop_values_the_discretizer_rejects(cleaned, Layout(cfg.compat), report)
+    cleaned, unknown = drop_values_the_discretizer_rejects(cleaned, mode, report)
     tally.add(counts, unknown, cleaned)
     return cleaned
 
@@ -243,9 +242,9 @@ def report_cleaning(stays: pd.DataFrame, tally: CleaningTally, report: CohortRep
 
 
 def drop_values_the_discretizer_rejects(
-    events: pd.DataFrame, layout: Layout, report: CohortReport
+    events: pd.DataFrame, mode: EHRMode, report: CohortReport
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop (and count, per channel and string) values the discretizer would reject or turn into NaN.
+    """Drop (and count, per channel and string) values the discretizer of ``mode`` would reject or turn into NaN.
 
     In ``medfuse`` mode some channels are not cleaned (HR, RR, MBP, GCS), exactly as the reference: a raw
     ``ERROR`` there, or an unknown GCS spelling, would stop the reference mid-cohort. Here each such
@@ -255,6 +254,7 @@ def drop_values_the_discretizer_rejects(
     Returns:
         ``(kept, unknown)``: the kept rows and the dropped category strings, ``{"<channel>: '<text>'": n}``.
     """
+    categories = mode.layout.possible_values
     keep = pd.Series(True, index=events.index)
     unknown: dict[str, int] = {}
     for channel in CHANNELS:
@@ -262,8 +262,8 @@ def drop_values_the_discretizer_rejects(
         if not rows.any():
             continue
         values = events.loc[rows, "clean_value"]
-        if channel in layout.possible_values:
-            bad = ~values.isin(layout.possible_values[channel])
+        if channel in categories:
+            bad = ~values.isin(categories[channel])
             reason = "unknown category"
         else:
             numbers = pd.to_numeric(values, errors="coerce")
@@ -279,11 +279,10 @@ def drop_values_the_discretizer_rejects(
     return events.loc[keep], unknown
 
 
-def make_discretizer(cfg: PrepareConfig) -> Discretizer:
-    """The discretizer of the image windows: bins from the window start, masks stored, ``cfg``'s mode."""
+def make_discretizer(cfg: PrepareConfig, mode: EHRMode) -> Discretizer:
+    """The discretizer of the image windows: bins from the window start, masks stored, in ``mode``."""
     return Discretizer(
-        timestep=cfg.timestep, impute_strategy=cfg.impute_strategy, start_time="zero", store_masks=True,
-        compat=cfg.compat,
+        timestep=cfg.timestep, impute_strategy=cfg.impute_strategy, start_time="zero", store_masks=True, mode=mode,
     )
 
 
@@ -326,28 +325,29 @@ def collect_windows(
 def discretize_windows(
     pairs: pd.DataFrame, wide: pd.DataFrame, cfg: PrepareConfig, report: CohortReport
 ) -> tuple[pd.DataFrame, list[np.ndarray], list[str]]:
-    """Cut each image's EHR window out of its stay's time series and discretize all windows at once."""
-    discretizer = make_discretizer(cfg)
+    """Cut each image's EHR window out of its stay's time series and discretize all windows at once, in the
+    mode of ``cfg.compat``."""
+    discretizer = make_discretizer(cfg, EHRMode.of(cfg.compat))
     return collect_windows(pairs, discretize_group(pairs, wide, discretizer), discretizer, report)
 
 
 def build_episodes(
-    layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, pairs: pd.DataFrame, cfg: PrepareConfig,
+    layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, pairs: pd.DataFrame, cfg: PrepareConfig, mode: EHRMode,
     report: CohortReport, spill_dir: Path,
 ) -> tuple[pd.DataFrame, list[np.ndarray], list[str]]:
-    """Events → cleaned → wide → discretized windows, a group of stays at a time (bounded memory).
+    """Events → cleaned → wide → discretized windows in ``mode``, a group of stays at a time (bounded memory).
 
     The kept events are spilled to ``spill_dir`` (removed afterwards), partitioned by a hash of
     ``stay_id``; groups of partitions of at most ``cfg.partition_events`` rows are then cleaned, pivoted
     and discretized in turn. The result does not depend on the grouping.
     """
     item_labels = mimic_iv.read_item_labels(layout)
-    discretizer = make_discretizer(cfg)
+    discretizer = make_discretizer(cfg, mode)
     tally = CleaningTally()
     episodes: dict[int, np.ndarray] = {}
     n_buckets = buckets_for(estimated_rows(layout.chartevents) + estimated_rows(layout.labevents), cfg.partition_events)
     with EventSpill(spill_dir, n_buckets=n_buckets) as spill:
-        schemas = spill_events(layout, stays, cfg, report, spill)
+        schemas = spill_events(layout, stays, mode, report, spill)
         groups = spill.groups(cfg.partition_events)
         report.info["event_spill"] = {"buckets": spill.n_buckets, "partitions": len(groups),
                                       "bytes_on_disk": spill.disk_bytes(),
@@ -359,13 +359,11 @@ def build_episodes(
                 log.info("events: partition %d of %d (%d rows)", i + 1, len(groups), spill.row_count(group))
             chart, lab = (mimic_iv.events_frame(spill.read(s, group, schemas[s]), s) for s in schemas)
             group_stays = stays.loc[bucket.isin(group)]
-            cleaned = clean_group(chart, lab, group_stays, item_labels, cfg, report, tally)
+            cleaned = clean_group(chart, lab, group_stays, item_labels, mode, report, tally)
             del chart, lab
             if cleaned.empty:
                 continue
-            wide = events_to_wide(
-                cleaned[["stay_id", "charttime", "variable", "clean_value"]], by="stay_id", compat=cfg.compat
-            )
+            wide = events_to_wide(cleaned[["stay_id", "charttime", "variable", "clean_value"]], by="stay_id", mode=mode)
             del cleaned
             episodes.update(discretize_group(pairs.loc[np.isin(pair_bucket, group)], wide, discretizer))
     report_cleaning(stays, tally, report)
@@ -382,8 +380,7 @@ def label_prevalence(pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def prepare_cohort(cfg: PrepareConfig) -> dict:
     """Run the whole ``prepare`` pipeline and write the cohort directory; returns the report dict."""
-    if cfg.compat not in COMPAT_MODES:
-        raise ValueError(f"compat={cfg.compat!r}: use one of {COMPAT_MODES}")
+    mode = EHRMode.of(cfg.compat)  # the one EHR mode of the run, handed to every step
     if cfg.partition_events < 1:
         raise ValueError(f"partition_events={cfg.partition_events}: must be at least 1 (rows cleaned at once)")
     cohort = Path(cfg.out)
@@ -395,10 +392,10 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     report.info["versions"] = {
         "mimic_iv": layout.version, "mimic_iv_version_source": layout.version_source,
         "mimic_iv_layout": layout.layout, "mimic_cxr": mimic_cxr_release(cfg.mimic_cxr),
-        "medcam_lab": __version__, "compat": cfg.compat,
+        "medcam_lab": __version__, "compat": mode.name,
     }
     report.info["mimic_iv_files"] = layout.describe()["files"]
-    report.info["clean_switches"] = CleanSwitches.for_mode(cfg.compat).to_dict()
+    report.info["clean_switches"] = mode.switches.to_dict()
 
     stays = select_stays(mimic_iv.read_stays(layout), report)
     meta = mimic_cxr.read_metadata(cfg.mimic_cxr)
@@ -409,7 +406,7 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
 
     paired_stays = stays.loc[stays["stay_id"].isin(pairs["stay_id"])]
     spill_dir = Path(cfg.spill_dir or cohort) / ".event_spill"
-    pairs, values, columns = build_episodes(layout, paired_stays, pairs, cfg, report, spill_dir)
+    pairs, values, columns = build_episodes(layout, paired_stays, pairs, cfg, mode, report, spill_dir)
 
     image_paths = [Path(cfg.mimic_cxr) / p for p in pairs["image_path"]]
     ok, failures = build_image_cache(image_paths, cohort, cfg.image_cache_size)
@@ -432,16 +429,15 @@ def prepare_cohort(cfg: PrepareConfig) -> dict:
     pairs = pd.concat([pairs, applied], axis=1)
 
     train_values = [v for v, s in zip(values, pairs["split"]) if s == "train"]
-    observed_only = CleanSwitches.for_mode(cfg.compat).normalizer_observed_only
-    normalizer = Normalizer.fit(train_values, columns, observed_only=observed_only)
+    normalizer = Normalizer.fit(train_values, columns, mode=mode)
     write_cohort_ehr(cohort, normalizer, values, columns)
 
     report.info["label_prevalence"] = label_prevalence(pairs)
     report.info["label_policy"] = {"uncertain": cfg.uncertain_policy, "blank": cfg.blank_policy}
     report.info["ehr"] = {
-        "compat": cfg.compat, "timestep": cfg.timestep, "window_hours": cfg.window_hours,
+        "compat": mode.name, "timestep": cfg.timestep, "window_hours": cfg.window_hours,
         "impute_strategy": cfg.impute_strategy, "n_features": len(columns),
-        "max_bins": int(pairs["n_bins"].max()), "normalizer_observed_only": observed_only,
+        "max_bins": int(pairs["n_bins"].max()), "normalizer_observed_only": normalizer.observed_only,
         "normalizer_unfitted_columns": list(normalizer.unfitted),
     }
     result = report.to_dict()
