@@ -14,8 +14,9 @@ Files (the names below are the only place they are spelled):
   standardized at load time).
 - ``images_uint8.npy``: (N, S, S) uint8 image cache, row i ↔ pairs row i (:mod:`medcam_lab.data.image_cache`).
 - ``report.json`` / ``report.md``: counts after every filter, drops by reason, versions.
-- ``config.json`` / ``run_info.json``: the resolved :class:`~medcam_lab.config.PrepareConfig` (its
-  ``timestep`` and ``compat`` are the cohort's: :attr:`Cohort.timestep`, :attr:`Cohort.mode`), git revision, package versions (:mod:`medcam_lab.runinfo`).
+- ``config.json`` / ``run_info.json``: the resolved :class:`~medcam_lab.config.PrepareConfig` (its ``timestep``
+  and ``compat`` are the cohort's: :attr:`Cohort.timestep`, :attr:`Cohort.mode`), git revision, package versions
+  (:mod:`medcam_lab.runinfo`).
 """
 
 from __future__ import annotations
