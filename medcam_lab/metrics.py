@@ -760,7 +760,7 @@ def pooled_seed_bootstrap(
     for name, k0 in zip(("a", "b"), range(0, len(flat), n_seeds)):
         arm_points = np.array([points[k].mean() for k in range(k0, k0 + n_seeds)])
         arm_reps = np.stack([_macro(reps[k]) for k in range(k0, k0 + n_seeds)], axis=1)  # (R, S)
-        out[name], arm_pooled = _seed_summary(arm_points, arm_reps, seed_idx, confidence, seeds)
+        out[name], _ = _seed_summary(arm_points, arm_reps, seed_idx, confidence, seeds)
         pooled.append((arm_points, arm_reps))
     if scores_b is not None:
         (pa, ra), (pb, rb) = pooled

@@ -117,3 +117,14 @@ def test_a_flipped_switch_behaves_as_before() -> None:
     assert values(EHRMode.of("medfuse").with_switches(fio2_fraction_above_one=True)) == ["0.5", "0.5", "0.1"]
     assert values("clean") == ["0.5", "0.5"]
     assert values(EHRMode.of("clean").with_switches(valid_ranges=False)) == ["0.5", "0.5", "0.1"]
+
+
+def test_the_channels_without_a_mimic_iv_item_are_those_the_item_table_names():
+    """``UNMAPPED_CHANNELS`` (always imputed in ``medfuse`` mode): no item id of the mode's map reaches them;
+    ``clean`` maps the capillary refill items and derives GCS total from its components instead."""
+    from medcam_lab.ehr.channels import CHANNELS
+    from medcam_lab.ehr.itemids import UNMAPPED_CHANNELS
+
+    medfuse = set(EHRMode.of("medfuse").itemid_map().values())
+    assert set(CHANNELS) - medfuse == set(UNMAPPED_CHANNELS)
+    assert set(CHANNELS) - set(EHRMode.of("clean").itemid_map().values()) == {"Glascow coma scale total"}

@@ -9,8 +9,8 @@ masks are stored, the 17 mask columns (``59 + i`` for channel ``i``), 76 in all.
 Categorical matching is exact string equality: aliases (``4 Spontaneously`` / ``Spontaneously``) are
 separate columns, and e.g. ``4`` for GCS eye or ``15.0`` for GCS total is not an allowed string.
 
-The module-level layout names (:data:`CHANNEL_BEGIN`, :data:`NUM_VALUE_COLUMNS`,
-:data:`CONTINUOUS_FEATURE_INDICES`, :func:`feature_names`) describe this 76-column ``medfuse`` layout only.
+The module-level layout names (:data:`MEDFUSE_LAYOUT`, :data:`CHANNEL_BEGIN`, :data:`CONTINUOUS_FEATURE_INDICES`,
+:func:`feature_names`) describe this 76-column ``medfuse`` layout only.
 The layout of a mode (``clean``, the default, has 60 columns: one per canonical category) is
 ``EHRMode.of(mode).layout`` (:class:`Layout`; :mod:`medcam_lab.ehr.mode`).
 
@@ -127,93 +127,6 @@ NORMAL_VALUES: dict[str, str] = {
 """Normal value of each channel, as the string the reference config holds (used by imputation)."""
 
 
-def channel_width(channel: str) -> int:
-    """Return the number of value columns of ``channel`` in the ``medfuse`` layout (allowed strings, or 1)."""
-    return len(POSSIBLE_VALUES[channel]) if IS_CATEGORICAL[channel] else 1
-
-
-def _begin_positions() -> tuple[int, ...]:
-    begins, pos = [], 0
-    for name in CHANNELS:
-        begins.append(pos)
-        pos += channel_width(name)
-    return tuple(begins)
-
-
-CHANNEL_BEGIN: tuple[int, ...] = _begin_positions()
-"""First value column of each channel in the ``medfuse`` layout (sum of the widths of the channels before it)."""
-
-NUM_VALUE_COLUMNS: int = CHANNEL_BEGIN[-1] + channel_width(CHANNELS[-1])
-"""59: number of value (non-mask) columns of the ``medfuse`` layout."""
-
-CONTINUOUS_FEATURE_INDICES: list[int] = [
-    CHANNEL_BEGIN[i] for i, name in enumerate(CHANNELS) if not IS_CATEGORICAL[name]
-]
-"""The 12 continuous columns ``[2, 3, 49, ..., 58]`` of the ``medfuse`` layout (the only ones the normalizer
-standardizes there)."""
-
-
-def feature_names(store_masks: bool = True) -> list[str]:
-    """Output column names of the ``medfuse`` discretizer (the 76-column reference layout).
-
-    ``<channel>-><string>`` for one-hot columns, ``<channel>`` for continuous ones, then
-    ``mask-><channel>`` for the 17 masks when ``store_masks``. Those of any mode:
-    ``EHRMode.of(mode).layout.feature_names(store_masks)`` or ``Discretizer(mode=...).feature_names``.
-
-    Args:
-        store_masks: Whether the 17 mask columns are appended.
-
-    Returns:
-        76 names (59 when ``store_masks`` is False).
-    """
-    names: list[str] = []
-    for name in CHANNELS:
-        if IS_CATEGORICAL[name]:
-            names.extend(f"{name}->{value}" for value in POSSIBLE_VALUES[name])
-        else:
-            names.append(name)
-    if store_masks:
-        names.extend(f"mask->{name}" for name in CHANNELS)
-    return names
-
-
-# -- clean mode (spec §7): one column per canonical category -------------------------------------------
-
-CLEAN_POSSIBLE_VALUES: dict[str, list[str]] = {
-    "Capillary refill rate": ["Normal <3 secs", "Abnormal >3 secs"],
-    "Glascow coma scale eye opening": ["1 No Response", "2 To Pain", "3 To Speech", "4 Spontaneously"],
-    "Glascow coma scale motor response": [
-        "1 No Response",
-        "2 Abnormal extension",
-        "3 Abnormal flexion",
-        "4 Flex-withdraws",
-        "5 Localizes Pain",
-        "6 Obeys Commands",
-    ],
-    "Glascow coma scale total": [str(score) for score in range(3, 16)],
-    "Glascow coma scale verbal response": [
-        "1 No Response",
-        "2 Incomprehensible sounds",
-        "3 Inappropriate Words",
-        "4 Confused",
-        "5 Oriented",
-        "ET/Trach",
-    ],
-}
-"""Canonical categories of each categorical channel in ``clean`` mode, in column order (ascending score;
-the intubated verbal response ``ET/Trach`` is its own category, after the scored ones)."""
-
-CLEAN_NORMAL_VALUES: dict[str, str] = {
-    **NORMAL_VALUES,
-    "Capillary refill rate": "Normal <3 secs",
-    "Glascow coma scale eye opening": "4 Spontaneously",
-    "Glascow coma scale motor response": "6 Obeys Commands",
-    "Glascow coma scale total": "15",
-    "Glascow coma scale verbal response": "5 Oriented",
-}
-"""Normal values in ``clean`` mode: the top score of each GCS scale, brisk capillary refill."""
-
-
 class Layout:
     """Column layout of a discretizer: categories per channel, normal values, begin positions, names.
 
@@ -257,3 +170,67 @@ class Layout:
         if store_masks:
             names.extend(f"mask->{name}" for name in CHANNELS)
         return names
+
+
+MEDFUSE_LAYOUT: Layout = Layout(POSSIBLE_VALUES, NORMAL_VALUES)
+"""The 76-column reference layout (``medfuse`` mode); the module-level names below are read from it."""
+
+CHANNEL_BEGIN: tuple[int, ...] = MEDFUSE_LAYOUT.begin
+"""First value column of each channel in the ``medfuse`` layout (sum of the widths of the channels before it)."""
+
+CONTINUOUS_FEATURE_INDICES: list[int] = MEDFUSE_LAYOUT.continuous_indices
+"""The 12 continuous columns ``[2, 3, 49, ..., 58]`` of the ``medfuse`` layout (the only ones the normalizer
+standardizes there)."""
+
+
+def feature_names(store_masks: bool = True) -> list[str]:
+    """Output column names of the ``medfuse`` discretizer (the 76-column reference layout).
+
+    ``<channel>-><string>`` for one-hot columns, ``<channel>`` for continuous ones, then
+    ``mask-><channel>`` for the 17 masks when ``store_masks``. Those of any mode:
+    ``EHRMode.of(mode).layout.feature_names(store_masks)`` or ``Discretizer(mode=...).feature_names``.
+
+    Args:
+        store_masks: Whether the 17 mask columns are appended.
+
+    Returns:
+        76 names (59 when ``store_masks`` is False).
+    """
+    return MEDFUSE_LAYOUT.feature_names(store_masks)
+
+
+# -- clean mode (spec §7): one column per canonical category -------------------------------------------
+
+CLEAN_POSSIBLE_VALUES: dict[str, list[str]] = {
+    "Capillary refill rate": ["Normal <3 secs", "Abnormal >3 secs"],
+    "Glascow coma scale eye opening": ["1 No Response", "2 To Pain", "3 To Speech", "4 Spontaneously"],
+    "Glascow coma scale motor response": [
+        "1 No Response",
+        "2 Abnormal extension",
+        "3 Abnormal flexion",
+        "4 Flex-withdraws",
+        "5 Localizes Pain",
+        "6 Obeys Commands",
+    ],
+    "Glascow coma scale total": [str(score) for score in range(3, 16)],
+    "Glascow coma scale verbal response": [
+        "1 No Response",
+        "2 Incomprehensible sounds",
+        "3 Inappropriate Words",
+        "4 Confused",
+        "5 Oriented",
+        "ET/Trach",
+    ],
+}
+"""Canonical categories of each categorical channel in ``clean`` mode, in column order (ascending score;
+the intubated verbal response ``ET/Trach`` is its own category, after the scored ones)."""
+
+CLEAN_NORMAL_VALUES: dict[str, str] = {
+    **NORMAL_VALUES,
+    "Capillary refill rate": "Normal <3 secs",
+    "Glascow coma scale eye opening": "4 Spontaneously",
+    "Glascow coma scale motor response": "6 Obeys Commands",
+    "Glascow coma scale total": "15",
+    "Glascow coma scale verbal response": "5 Oriented",
+}
+"""Normal values in ``clean`` mode: the top score of each GCS scale, brisk capillary refill."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from medcam_lab.ehr.channels import CLEAN_NORMAL_VALUES, CLEAN_POSSIBLE_VALUES, NORMAL_VALUES, POSSIBLE_VALUES, Layout
+from medcam_lab.ehr.channels import CLEAN_NORMAL_VALUES, CLEAN_POSSIBLE_VALUES, MEDFUSE_LAYOUT, Layout
 from medcam_lab.ehr.itemids import itemid_map
 from medcam_lab.ehr.switches import CleanSwitches
 
@@ -30,7 +30,7 @@ DEFAULT_MODE = "clean"
 """The mode of every EHR function and class not given one (the default of ``PrepareConfig.compat`` too)."""
 
 _LAYOUTS: dict[str, Layout] = {
-    "medfuse": Layout(POSSIBLE_VALUES, NORMAL_VALUES),
+    "medfuse": MEDFUSE_LAYOUT,
     "clean": Layout(CLEAN_POSSIBLE_VALUES, CLEAN_NORMAL_VALUES),
 }
 
