@@ -123,14 +123,31 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
     """
     out = Path(out_dir)
     _prepare_out_dir(out)
-    cxr_root, nih_root = out / "mimic-cxr-jpg", out / "nih"
+    patients, studies = _draw_skeleton(config)
+    chart, lab = _draw_events(config, patients)
+    chart, lab, defects, missing, corrupt = _plant_defects(config, patients, studies, chart, lab)
+    lab, quirks = _release_quirks(config, patients, studies, chart, lab)
+    paths = _paths(config)
+    tables = _tables(config, patients, studies, chart, lab)
+    for key, frame in tables.items():
+        write_csv_gz(frame, out / paths[key])
+    n_written, nih_counts = _write_images(out, config, patients, studies, missing, corrupt, workers)
+    counts = _counts(patients, studies, tables, n_written, nih_counts)
+    manifest = _manifest(out, config, paths, counts, tables["cxr_chexpert"], quirks, defects)
+    (out / "synth_manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+    return manifest
 
-    # skeleton, studies and labels
+
+def _draw_skeleton(config: SynthConfig) -> tuple[list[IV.Patient], dict[int, list[CXR.Study]]]:
+    """Patients with their admissions and ICU stays, and each patient's studies with their labels."""
     patients = IV.draw_patients(config)
     used_study_ids: set[int] = set()
     studies = {p.index: CXR.draw_studies(config, p, used_study_ids) for p in patients}
+    return patients, studies
 
-    # EHR events
+
+def _draw_events(config: SynthConfig, patients: list[IV.Patient]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chartevents and labevents tables (times still integer seconds)."""
     chart_parts, lab_parts = [], []
     for p in patients:
         rng = IV.patient_rng(config.seed, p.index, 2)
@@ -143,8 +160,18 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
             lab_parts.append(IV.outpatient_labs(rng, p, p.admissions[0].admittime))
     chart = IV.chartevents_frame(chart_parts)
     lab = IV.labevents_frame(lab_parts, np.random.default_rng([config.seed, 0]))
+    return chart, lab
 
-    # defects
+
+def _plant_defects(
+    config: SynthConfig,
+    patients: list[IV.Patient],
+    studies: dict[int, list[CXR.Study]],
+    chart: pd.DataFrame,
+    lab: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, object], set[str], set[str]]:
+    """Plant the documented bad inputs (when ``config.defects``): returns the event tables, the manifest's
+    ``defects`` and the dicom ids of the images to leave missing and to write corrupt."""
     defects: dict[str, object] = {}
     missing: set[str] = set()
     corrupt: set[str] = set()
@@ -192,8 +219,18 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
         defects["corrupt_jpg"] = [img_rec[d] for d in sorted(corrupt)]
     no_icu = sorted(p.subject_id for p in patients if not p.stays and studies[p.index])
     defects["subjects_without_icu_stay"] = no_icu
+    return chart, lab, defects, missing, corrupt
 
-    # quirks (always present, as in the real data)
+
+def _release_quirks(
+    config: SynthConfig,
+    patients: list[IV.Patient],
+    studies: dict[int, list[CXR.Study]],
+    chart: pd.DataFrame,
+    lab: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Mask blood glucose values as the release does and count the quirks (always present, as in the real
+    data); returns the lab table and the manifest's ``quirks``."""
     lab, n_masked = IV.mask_values_as_released(lab, np.random.default_rng([config.seed, 50931]),
                                                config.masked_glucose_fraction)
     quirks = {
@@ -224,8 +261,11 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
             sum(im.view in CXR.FRONTAL for im in s.images) > 1 for ss in studies.values() for s in ss
         ),
     }
+    return lab, quirks
 
-    # tables
+
+def _paths(config: SynthConfig) -> dict[str, str]:
+    """Relative path of every table and image folder this config writes (the manifest's ``paths``)."""
     paths = {
         "patients": "mimic-iv/hosp/patients.csv.gz",
         "admissions": "mimic-iv/hosp/admissions.csv.gz",
@@ -244,7 +284,22 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
         "nih_test_list": "nih/test_list.txt",
         "truth_studies": "synth_truth/studies.csv.gz",
     }
-    roots = {"mimic_iv": "mimic-iv", "mimic_cxr": "mimic-cxr-jpg", "nih": "nih"}
+    if not config.write_truth:
+        paths.pop("truth_studies")
+    if config.n_ood_patients == 0:
+        for key in ("nih_data_entry", "nih_images", "nih_train_val_list", "nih_test_list"):
+            paths.pop(key)
+    return paths
+
+
+def _tables(
+    config: SynthConfig,
+    patients: list[IV.Patient],
+    studies: dict[int, list[CXR.Study]],
+    chart: pd.DataFrame,
+    lab: pd.DataFrame,
+) -> dict[str, pd.DataFrame]:
+    """The MIMIC-IV and MIMIC-CXR-JPG tables (and the truth table), keyed as in :func:`_paths`."""
     chart_out, lab_out = IV.finalize_events(chart, lab)
     icustays = IV.icustays_frame(patients)
     metadata = CXR.metadata_frame(patients, studies)
@@ -263,28 +318,45 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
     }
     if config.write_truth:
         tables["truth_studies"] = CXR.truth_frame(studies)
-    else:
-        paths.pop("truth_studies")
-    for key, frame in tables.items():
-        write_csv_gz(frame, out / paths[key])
+    return tables
 
+
+def _write_images(
+    out: Path,
+    config: SynthConfig,
+    patients: list[IV.Patient],
+    studies: dict[int, list[CXR.Study]],
+    missing: set[str],
+    corrupt: set[str],
+    workers: int | None,
+) -> tuple[int, dict]:
+    """Render and write the MIMIC-CXR-JPG images and the NIH-layout set; returns the JPGs written and the
+    NIH counts."""
     n_written = (
-        CXR.write_images(cxr_root, patients, studies, config, missing, corrupt, workers)
+        CXR.write_images(out / "mimic-cxr-jpg", patients, studies, config, missing, corrupt, workers)
         if config.write_images
         else 0
     )
-    nih_counts = generate_nih(nih_root, config, workers) if config.n_ood_patients > 0 else {"images": 0}
-    if config.n_ood_patients == 0:
-        for key in ("nih_data_entry", "nih_images", "nih_train_val_list", "nih_test_list"):
-            paths.pop(key)
+    nih_counts = generate_nih(out / "nih", config, workers) if config.n_ood_patients > 0 else {"images": 0}
+    return n_written, nih_counts
 
-    frontal_in_stay, studies_in_stay = _frontal_in_stay(metadata, icustays)
+
+def _counts(
+    patients: list[IV.Patient],
+    studies: dict[int, list[CXR.Study]],
+    tables: dict[str, pd.DataFrame],
+    n_written: int,
+    nih_counts: dict,
+) -> dict[str, object]:
+    """The manifest's ``counts``."""
+    metadata = tables["cxr_metadata"]
+    frontal_in_stay, studies_in_stay = _frontal_in_stay(metadata, tables["icustays"])
     all_studies = [s for ss in studies.values() for s in ss]
-    counts = {
+    return {
         "patients": len(patients),
         "subjects_with_icu_stay": sum(bool(p.stays) for p in patients),
         "admissions": sum(len(p.admissions) for p in patients),
-        "icu_stays": len(icustays),
+        "icu_stays": len(tables["icustays"]),
         "studies": len(all_studies),
         "studies_in_icu_stay": studies_in_stay,
         "images": len(metadata),
@@ -292,16 +364,28 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
         "frontal_images": int(metadata["ViewPosition"].isin(CXR.FRONTAL).sum()),
         "lateral_images": int((~metadata["ViewPosition"].isin(CXR.FRONTAL)).sum()),
         "frontal_images_in_icu_stay": frontal_in_stay,
-        "chartevents_rows": len(chart_out),
-        "labevents_rows": len(lab_out),
+        "chartevents_rows": len(tables["chartevents"]),
+        "labevents_rows": len(tables["labevents"]),
         "nih": nih_counts,
     }
-    manifest = {
+
+
+def _manifest(
+    out: Path,
+    config: SynthConfig,
+    paths: dict[str, str],
+    counts: dict[str, object],
+    chexpert: pd.DataFrame,
+    quirks: dict[str, object],
+    defects: dict[str, object],
+) -> dict:
+    """The manifest written to ``synth_manifest.json``."""
+    return {
         "generator": "medcam_lab.synth",
         "format_version": 1,
         "root": str(out.resolve()),
         "config": config.to_dict(),
-        "roots": roots,
+        "roots": {"mimic_iv": "mimic-iv", "mimic_cxr": "mimic-cxr-jpg", "nih": "nih"},
         "paths": paths,
         "counts": counts,
         "chexpert_label_counts": _label_counts(chexpert),
@@ -315,8 +399,6 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
         "quirks": quirks,
         "defects": defects,
     }
-    (out / "synth_manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-    return manifest
 
 
 def _json_default(value: object) -> object:

@@ -18,7 +18,7 @@ from medcam_lab.synth import latent as L
 from medcam_lab.synth import render as R
 from medcam_lab.synth.config import SynthConfig
 from medcam_lab.synth.image_jobs import ImageJob, write_image_jobs
-from medcam_lab.synth.mimic_iv import HOUR, Patient, Stay, patient_rng
+from medcam_lab.synth.mimic_iv.patients import HOUR, Patient, Stay, patient_rng
 
 METADATA_COLUMNS = [
     "dicom_id",

@@ -19,7 +19,7 @@ from medcam_lab.synth import latent as L
 from medcam_lab.synth import render as R
 from medcam_lab.synth.config import SynthConfig
 from medcam_lab.synth.image_jobs import ImageJob, write_image_jobs
-from medcam_lab.synth.mimic_iv import patient_rng
+from medcam_lab.synth.mimic_iv.patients import patient_rng
 
 DATA_ENTRY_COLUMNS = [
     "Image Index",
