@@ -134,7 +134,7 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig = SynthConfig(),  #
     n_written, nih_counts = _write_images(out, config, patients, studies, missing, corrupt, workers)
     counts = _counts(patients, studies, tables, n_written, nih_counts)
     manifest = _manifest(out, config, paths, counts, tables["cxr_chexpert"], quirks, defects)
-    (out / "synth_manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
     return manifest
 
 
