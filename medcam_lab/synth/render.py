@@ -129,13 +129,10 @@ class Nuisance:
     brightness: float
     noise: float
     blur: float  # Gaussian sigma in pixels
-    style: int  # scanner / site style 0-3 (MIMIC) or 4 (NIH)
+    style: int  # scanner / site style: MIMIC 0 plain, 1 edge-enhanced, 2 soft-bright, 3 dark-collimated; 4 NIH
     ecg_leads: bool
     portable_marker: bool
     seed: int  # for the texture and noise fields
-
-
-MIMIC_STYLES = ("plain", "edge-enhanced", "soft-bright", "dark-collimated")
 
 
 def draw_nuisance(rng: np.random.Generator, style: int, portable: bool, domain: str = "mimic") -> Nuisance:
