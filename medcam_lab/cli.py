@@ -244,6 +244,7 @@ COMMANDS: dict[str, tuple[str, type | None, tuple[str, ...], Callable[[argparse.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``medcam-lab`` argument parser: ``synth``, ``batch``, ``doctor`` and one subcommand per config class."""
     parser = argparse.ArgumentParser(prog="medcam-lab", description=plain_text(__doc__.splitlines()[0]),
                                      epilog="medcam-lab COMMAND --help lists a command's options.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -270,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``medcam-lab`` with ``argv`` (default: the command line).
+
+    Returns:
+        The exit status: 0, or 2 after an error in the input (printed in one line; ``-v`` re-raises it).
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -99,6 +99,9 @@ def label_efficiency_curve(runs: dict[float, dict[str, dict[int, str | Path]]], 
         runs: ``{fraction: {row: {seed: predictions file}}}``; all files of one fraction score the same rows.
         compare: ``(a, b)``: rows whose difference a − b is pooled over seeds and rows per fraction (the two
             rows need the same seeds at each fraction); skipped where either row is missing.
+        n_resamples: bootstrap resamples (of test rows and seeds) per interval.
+        confidence: level of the intervals.
+        seed: seed of the bootstrap draws.
 
     Returns:
         ``{"fractions": [...], "rows": {row: {fraction key: {metric: pooled "a"}}}, "compare": [a, b] or None,

@@ -222,7 +222,9 @@ def ehr_attributions(
         lengths: valid steps per sequence.
         z_cxr: the image embeddings to compare with (fixed).
         baselines: reference sequences; ``None`` = zeros.
-        n_steps, batch_size, internal_batch_size: as :func:`~medcam_lab.explain.integrated_gradients`.
+        n_steps: interpolation steps.
+        batch_size: sequences attributed per call (bounds memory together with ``internal_batch_size``).
+        internal_batch_size: forward batch inside one call (``None`` = all ``n_steps × batch`` at once).
 
     Returns:
         ``(attributions, delta)`` on the CPU (inputs are moved to the aligner's device); attributions are 0

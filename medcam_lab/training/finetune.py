@@ -71,6 +71,7 @@ class ImageClassifier(nn.Module):
         self.head = nn.Linear(encoder.num_features, n_labels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits: (B, 3, S, S) → (B, n_labels)."""
         return self.head(self.encoder(x))
 
 
@@ -206,6 +207,11 @@ class _Positions(torch.utils.data.Dataset):
 
 
 def macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Mean AUROC over the labels that have both classes (NaN if none has).
+
+    Shape:
+        labels, scores: (N, L); labels in {0, 1, NaN}.
+    """
     values, _ = per_label_metric(labels, scores, "auroc")
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
@@ -381,6 +387,8 @@ def finetune_seeds(cfg: FinetuneConfig, features: FeatureCache | None = None,
     selected (read from its ``finetune_summary.json``).
 
     Args:
+        cfg: the fine-tuning configuration; ``cfg.out`` holds one folder per seed (:func:`seed_run_dir`).
+        features: frozen features shared by the seeds of a linear probe (a new cache when None).
         existing: ``{seed: predictions_test.parquet}`` of runs already made with this configuration (their
             folder holds ``finetune_summary.json``); used instead of training those seeds again.
 

@@ -66,10 +66,12 @@ class MedModModel(nn.Module):
         self.temperature = cfg.temperature
 
     def forward(self, images: torch.Tensor, ehr: torch.Tensor, lengths: torch.Tensor):
+        """The projected image and EHR embeddings ``(z_img, z_ehr)`` of a paired batch."""
         _, last = self.ehr_encoder(ehr, lengths)
         return self.image_head(self.image_encoder(images)), self.ehr_head(last)
 
     def loss(self, z_img: torch.Tensor, z_ehr: torch.Tensor) -> torch.Tensor:
+        """The loss of the model's objective (InfoNCE, VICReg or ALIGN with mismatched pairs) on a batch."""
         if self.objective == "infonce":
             return cross_modal_infonce(z_img, z_ehr, self.temperature)
         if self.objective == "vicreg":

@@ -47,6 +47,7 @@ class BarlowTwinsModel(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Projector output of the pooled feature: (B, 3, S, S) → (B, projector_dim)."""
         return self.projector(self.encoder(x))
 
 

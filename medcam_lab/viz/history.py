@@ -19,6 +19,7 @@ def history_figure(history: pd.DataFrame, title: str = "alignment learning curve
 
     Args:
         history: one row per epoch (``epoch``, ``train_loss``, ``val_loss``, ``val_retrieval_top1``...).
+        title: the figure's title.
 
     Shape:
         - no tensor arguments.

@@ -67,6 +67,8 @@ def label_efficiency_figure(curves: dict[str, dict], labels: dict[str, str], met
     Args:
         curves: ``{dataset title: label_efficiency_curve(...)}``, one column each.
         labels: row name → legend text.
+        metric: ``auroc`` or ``auprc``.
+        title: the figure's title.
 
     Shape:
         - no tensor arguments.
