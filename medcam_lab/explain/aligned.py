@@ -115,9 +115,6 @@ def load_aligner(
         FileNotFoundError: no ``config.json`` / ``checkpoint.pt``, or (``"initial"``) the run's image-only
             weights are gone; the message names the parameter to set.
         KeyError: the checkpoint's aligner keys do not match the configured model.
-
-    Shape:
-        - no tensor arguments.
     """
     from medcam_lab.training.align import build_aligner
     from medcam_lab.training.runtime import seed_everything
@@ -155,11 +152,7 @@ def _with_weights(cfg: AlignConfig, weights: str) -> AlignConfig:
 
 
 def last_block(encoder: nn.Module) -> nn.Module:
-    """The backbone's last residual block (``layer4[-1]``), the Grad-CAM layer.
-
-    Shape:
-        - no tensor arguments.
-    """
+    """The backbone's last residual block (``layer4[-1]``), the Grad-CAM layer."""
     if not hasattr(encoder, "layer4"):
         raise ValueError(f"{type(encoder).__name__} has no `layer4`: Grad-CAM needs a ResNet-style backbone")
     return encoder.layer4[-1]
@@ -192,11 +185,7 @@ class SplitEmbeddings:
 @torch.no_grad()
 def embed_split(aligner: MedCAMAligner, cohort: Cohort, split: str, image_size: int, batch_size: int = 64,
                 device: str | torch.device = "cpu") -> SplitEmbeddings:
-    """Run the aligner (eval mode, center crop) over one split of a cohort.
-
-    Shape:
-        - no tensor arguments; see :class:`SplitEmbeddings`.
-    """
+    """Run the aligner (eval mode, center crop) over one split of a cohort."""
     aligner.eval()
     dataset = PairedDataset(cohort, split)
     spec = aligner.image_encoder.spec

@@ -68,9 +68,6 @@ def variable_groups(columns: list[str]) -> list[VariableGroup]:
 
     Raises:
         ValueError: when a mask column names a variable without value columns.
-
-    Shape:
-        - no tensor arguments.
     """
     order: list[str] = []
     values: dict[str, list[int]] = {}

@@ -102,9 +102,6 @@ class MedCAMAligner(nn.Module):
     def train(self, mode: bool = True) -> MedCAMAligner:
         """Set train/eval mode; BatchNorm layers of the backbone whose parameters are all frozen stay in
         eval mode (their running statistics must not drift in ``frozen``/``last_block`` modes).
-
-        Shape:
-            - no tensor arguments.
         """
         super().train(mode)
         if mode:
@@ -188,9 +185,6 @@ def backbone_param_groups(
     Raises:
         ValueError: on an unknown mode, ``lr ≤ 0``, ``backbone_lr_mult ≤ 0``, or ``last_block`` with a
             backbone that has no ``layer4``.
-
-    Shape:
-        - no tensor arguments.
     """
     if mode not in BACKBONE_MODES:
         raise ValueError(f"unknown backbone mode {mode!r}; choose one of {BACKBONE_MODES}")

@@ -59,19 +59,11 @@ class EHREncoder(nn.Module):
 
     @property
     def output_dim(self) -> int:
-        """Width ``H`` of ``steps`` and ``last``.
-
-        Shape:
-            - no tensor arguments.
-        """
+        """Width ``H`` of ``steps`` and ``last``."""
         return self.hidden_dim
 
     def reset_parameters(self) -> None:
-        """MedFuse init: Xavier-uniform ``weight_ih``, orthogonal ``weight_hh``, zero biases.
-
-        Shape:
-            - no tensor arguments.
-        """
+        """MedFuse init: Xavier-uniform ``weight_ih``, orthogonal ``weight_hh``, zero biases."""
         for name, param in self.layers.named_parameters():
             if "weight_ih" in name:
                 nn.init.xavier_uniform_(param)

@@ -100,9 +100,6 @@ def register_image_encoder(spec: ImageEncoderSpec, overwrite: bool = False) -> I
 
     Raises:
         ValueError: if the name is taken and ``overwrite`` is False.
-
-    Shape:
-        - no tensor arguments.
     """
     if spec.name in _REGISTRY and not overwrite:
         raise ValueError(f"image encoder {spec.name!r} is already registered")
@@ -111,11 +108,7 @@ def register_image_encoder(spec: ImageEncoderSpec, overwrite: bool = False) -> I
 
 
 def list_image_encoders() -> list[str]:
-    """Sorted names of the registered image encoders.
-
-    Shape:
-        - no tensor arguments.
-    """
+    """Sorted names of the registered image encoders."""
     return sorted(_REGISTRY)
 
 
@@ -124,9 +117,6 @@ def get_image_encoder_spec(name: str) -> ImageEncoderSpec:
 
     Raises:
         ValueError: for an unknown name (the message lists the known ones).
-
-    Shape:
-        - no tensor arguments.
     """
     try:
         return _REGISTRY[name]
@@ -180,9 +170,6 @@ def encoders_matching(path: str | os.PathLike[str], exclude: tuple[str, ...] = (
     """The registered encoders (``exclude`` left out) whose keys and shapes a weights file matches: the
     suggestion when ``--encoder`` names the wrong one. Encoders are built on the ``meta`` device (no memory,
     no initialisation); one that cannot be built there is left out of the suggestion.
-
-    Shape:
-        - no tensor arguments.
     """
     obj = read_checkpoint(path)
     found = []

@@ -290,11 +290,7 @@ def make_attribute_fn(aligner: torch.nn.Module, image_size: int, ig_steps: int =
 def build_inspector(align_dir: str | Path, cohort: str | Path = "", splits: tuple[str, ...] = ("test", "val"),
                     k: int | None = None, n_neighbours: int = 5, ig_steps: int = 16, batch_size: int = 64,
                     device: str = "cpu") -> AlignmentInspector:
-    """The inspector for an alignment run (its final aligner) on a cohort (default: the run's cohort).
-
-    Shape:
-        - no tensor arguments.
-    """
+    """The inspector for an alignment run (its final aligner) on a cohort (default: the run's cohort)."""
     run = open_alignment_run(align_dir, cohort, device)  # a cohort given by the caller wins
     data, cfg = run.cohort, run.config
     aligner = run.aligner("final")

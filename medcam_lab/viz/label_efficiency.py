@@ -69,9 +69,6 @@ def label_efficiency_figure(curves: dict[str, dict], labels: dict[str, str], met
         labels: row name → legend text.
         metric: ``auroc`` or ``auprc``.
         title: the figure's title.
-
-    Shape:
-        - no tensor arguments.
     """
     names = list(curves)
     fig = make_subplots(rows=2, cols=len(names), shared_xaxes=True, vertical_spacing=0.12,
