@@ -27,6 +27,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from medcam_lab.config import (
     AlignConfig,
@@ -401,8 +402,8 @@ def run_reproduce(cfg: ReproduceConfig) -> dict:
                         cfg, runs["medcam"][ds], runs[baseline][ds])
     groups = {name: [m for m in members if m in by_fraction[fractions[0]]["runs"]]
               for name, members in model_groups(cfg).items()}
-    results = {"suite": cfg.suite, "models": labels, "groups": groups, "datasets": list(DATASETS),
-               "skipped_datasets": data_skipped}
+    results: dict[str, Any] = {"suite": cfg.suite, "models": labels, "groups": groups, "datasets": list(DATASETS),
+                               "skipped_datasets": data_skipped}
     report_tables: dict[str, dict[str, dict]] = {}
     if runner.label_efficiency:
         results["label_efficiency"] = {"fractions": fractions, "seeds": list(runner.seeds), "by_fraction": {},

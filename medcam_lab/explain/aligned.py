@@ -25,7 +25,7 @@ from medcam_lab.config import AlignConfig
 from medcam_lab.data.cohort import PAIRS_FILE, Cohort, is_cohort, load_cohort, read_ehr_columns
 from medcam_lab.data.loading import PairedDataset, make_loader
 from medcam_lab.data.transforms import eval_transform
-from medcam_lab.models import MedCAMAligner, step_attention
+from medcam_lab.models import MedCAMAligner, encoder_spec, step_attention
 from medcam_lab.runinfo import read_run_config
 
 __all__ = ["SplitEmbeddings", "AlignmentRun", "open_alignment_run", "aligner_config", "run_cohort", "load_aligner",
@@ -153,9 +153,10 @@ def _with_weights(cfg: AlignConfig, weights: str) -> AlignConfig:
 
 def last_block(encoder: nn.Module) -> nn.Module:
     """The backbone's last residual block (``layer4[-1]``), the Grad-CAM layer."""
-    if not hasattr(encoder, "layer4"):
+    layer4 = getattr(encoder, "layer4", None)
+    if not isinstance(layer4, nn.Sequential):
         raise ValueError(f"{type(encoder).__name__} has no `layer4`: Grad-CAM needs a ResNet-style backbone")
-    return encoder.layer4[-1]
+    return layer4[-1]
 
 
 @dataclass
@@ -188,7 +189,7 @@ def embed_split(aligner: MedCAMAligner, cohort: Cohort, split: str, image_size: 
     """Run the aligner (eval mode, center crop) over one split of a cohort."""
     aligner.eval()
     dataset = PairedDataset(cohort, split)
-    spec = aligner.image_encoder.spec
+    spec = encoder_spec(aligner.image_encoder)
     parts: dict[str, list[Tensor]] = {k: [] for k in ("rows", "features", "z_cxr", "z_ehr", "attention")}
     for batch in make_loader(dataset, batch_size, shuffle=False, seed=0):
         images = eval_transform(batch["image"], image_size, spec.mean, spec.std).to(device)

@@ -101,8 +101,7 @@ class EHREncoder(nn.Module):
             raise ValueError(f"lengths must lie in [0, {T}], got {lengths_cpu.tolist()}")
         # pack_padded_sequence rejects length 0: run such rows over one (zero) step and zero them after.
         packed = pack_padded_sequence(x, lengths_cpu.clamp(min=1), batch_first=True, enforce_sorted=False)
-        h_n = None
-        for lstm in self.layers:
+        for lstm in self.layers:  # at least one (checked in __init__): h_n is the top layer's
             packed, (h_n, _) = lstm(packed)
         steps, _ = pad_packed_sequence(packed, batch_first=True, total_length=T)
         last = h_n[-1]  # (B, H), already in the original batch order (enforce_sorted=False unsorts)

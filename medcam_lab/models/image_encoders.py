@@ -47,6 +47,8 @@ __all__ = [
     "list_image_encoders",
     "get_image_encoder_spec",
     "build_image_encoder",
+    "encoder_spec",
+    "encoder_width",
     "encoders_matching",
 ]
 
@@ -149,8 +151,9 @@ def build_image_encoder(name: str, weights: str | os.PathLike[str] | None = None
     """
     spec = get_image_encoder_spec(name)
     model = spec.builder()
-    model.num_features = spec.num_features
-    model.spec = spec
+    # plain attributes: torch types Module.__setattr__ for tensors and modules only
+    model.num_features = spec.num_features  # type: ignore[assignment]
+    model.spec = spec  # type: ignore[assignment]
     path = weights if weights is not None else spec.weights
     if path is not None:
         try:
@@ -164,6 +167,30 @@ def build_image_encoder(name: str, weights: str | os.PathLike[str] | None = None
             raise CheckpointKeyError(f"{err}. The file's keys and shapes match the image encoder(s) {others}: "
                                      f"pass --encoder {others[0]} (the encoder parameter)") from None
     return model
+
+
+def encoder_spec(encoder: nn.Module) -> ImageEncoderSpec:
+    """The :class:`ImageEncoderSpec` that :func:`build_image_encoder` attached to ``encoder`` (``.spec``).
+
+    Raises:
+        ValueError: if ``encoder`` carries no spec (it was not built by :func:`build_image_encoder`).
+    """
+    spec = getattr(encoder, "spec", None)
+    if not isinstance(spec, ImageEncoderSpec):
+        raise ValueError(f"{type(encoder).__name__} has no `spec`: build image encoders with build_image_encoder")
+    return spec
+
+
+def encoder_width(encoder: nn.Module) -> int:
+    """Width ``F`` of an image encoder's pooled feature (its ``num_features``, set by :func:`build_image_encoder`).
+
+    Raises:
+        ValueError: if ``encoder`` has no ``num_features`` attribute.
+    """
+    width = getattr(encoder, "num_features", None)
+    if width is None:
+        raise ValueError("image_encoder needs a `num_features` attribute (use build_image_encoder)")
+    return int(width)
 
 
 def encoders_matching(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> list[str]:
