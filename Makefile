@@ -27,6 +27,7 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check medcam_lab tests benchmarks notebooks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 clean-demo:

@@ -53,7 +53,7 @@ def _align_result(out: Path, params: dict[str, Any]) -> str:
         history = _read_json(out / "history.json")
     except _NotFound as exc:
         return f"{text}; history {exc}"
-    record = next((h for h in history if h.get("epoch") == best), {})
+    record: dict[str, Any] = next((h for h in history if h.get("epoch") == best), {})
     if "val_retrieval_top1" in record:
         text += (f"; validation retrieval top-1 {record['val_retrieval_top1']:.3f}, "
                  f"top-5 {record['val_retrieval_top5']:.3f} at epoch {best}")

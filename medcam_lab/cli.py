@@ -178,7 +178,8 @@ def _cmd_batch(args: argparse.Namespace) -> None:
     try:
         run_dir = run_batch(cfg)
     except (BatchError, BatchCheckError, FileExistsError) as exc:
-        summary = getattr(exc, "run_dir", None) and exc.run_dir / "batch_summary.md"  # type: ignore[attr-defined]
+        failed_run = getattr(exc, "run_dir", None)  # BatchError's; the other errors have none
+        summary = failed_run / "batch_summary.md" if failed_run else None
         if summary and summary.is_file():
             print(summary.read_text())
         print(f"medcam-lab batch: {exc}", file=sys.stderr)
@@ -203,7 +204,7 @@ def _add_batch_parser(sub: argparse._SubParsersAction) -> None:
                                    "params/<dataset>.yaml, then -p overrides; outputs under runs/<dataset>/<run_id>/, "
                                    "ending with a summary of each stage's results (batch_summary.md there).")
     dataset = p.add_argument("--dataset", required=True, help=doc["dataset"])
-    dataset.allowed_values = lambda: _params_files(d.params_dir)  # type: ignore[attr-defined]
+    dataset.allowed_values = lambda: _params_files(d.params_dir)
     p.add_argument("--stages", nargs="+", help=doc["stages"] + " E.g. --stages 01 02.")
     p.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE",
                    help=doc["parameters"] + " Repeatable: -p epochs=2 -p 02_align.lr=1e-3.")
@@ -225,7 +226,7 @@ def _cmd_doctor(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
-COMMANDS: dict[str, tuple[str, type | None, tuple[str, ...], Callable[[argparse.Namespace], None]]] = {
+COMMANDS: dict[str, tuple[str, type, tuple[str, ...], Callable[[argparse.Namespace], None]]] = {
     "prepare": ("MIMIC-CXR-JPG + MIMIC-IV → a cohort directory (pairs, EHR arrays, image cache, report)",
                 PrepareConfig, ("mimic_cxr", "mimic_iv", "out"), _cmd_prepare),
     "pretrain": ("image-only Barlow Twins pretraining (stand-in for BarlowTwins-CXR)", PretrainConfig,
@@ -244,6 +245,7 @@ COMMANDS: dict[str, tuple[str, type | None, tuple[str, ...], Callable[[argparse.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``medcam-lab`` argument parser: ``synth``, ``batch``, ``doctor`` and one subcommand per config class."""
     parser = argparse.ArgumentParser(prog="medcam-lab", description=plain_text(__doc__.splitlines()[0]),
                                      epilog="medcam-lab COMMAND --help lists a command's options.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -270,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``medcam-lab`` with ``argv`` (default: the command line).
+
+    Returns:
+        The exit status: 0, or 2 after an error in the input (printed in one line; ``-v`` re-raises it).
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

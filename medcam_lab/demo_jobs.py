@@ -70,7 +70,8 @@ def run_jobs(jobs: list[Job], lanes: int) -> tuple[dict[str, Any], dict[str, flo
     if lanes < 1:
         raise ValueError(f"lanes must be >= 1, got {lanes}")
     root = logging.getLogger()
-    fmt = root.handlers[0].formatter._fmt if root.handlers and root.handlers[0].formatter else "%(message)s"
+    formatter = root.handlers[0].formatter if root.handlers else None
+    fmt = (formatter._fmt if formatter else None) or "%(message)s"
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     pending = list(jobs)

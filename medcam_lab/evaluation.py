@@ -10,6 +10,7 @@ training seeds (mean, sd, per-seed values, and the seed-and-row bootstrap of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def compare_predictions(path_a: str | Path, path_b: str | Path, n_resamples: int
     }
 
 
-def pool_seed_predictions(paths_a: dict[int, str | Path], paths_b: dict[int, str | Path] | None = None,
+def pool_seed_predictions(paths_a: Mapping[int, str | Path], paths_b: Mapping[int, str | Path] | None = None,
                           n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
     """Macro AUROC/AUPRC of runs repeated over training seeds ({seed: predictions file}), pooled; with
     ``paths_b`` (the same seeds) also the paired difference a − b pooled over seeds and rows.
@@ -81,7 +82,7 @@ def pool_seed_predictions(paths_a: dict[int, str | Path], paths_b: dict[int, str
             for metric in METRICS}
 
 
-def write_seed_summary(paths: dict[int, str | Path], out: str | Path, n_resamples: int = 1000,
+def write_seed_summary(paths: Mapping[int, str | Path], out: str | Path, n_resamples: int = 1000,
                        confidence: float = 0.95) -> Path:
     """``seeds_metrics.json`` in ``out``: :func:`pool_seed_predictions` of one arm's runs over seeds
     ({seed: predictions file}) — mean, sd and per-seed macro AUROC/AUPRC with the seed-and-row bootstrap."""
@@ -99,6 +100,9 @@ def label_efficiency_curve(runs: dict[float, dict[str, dict[int, str | Path]]], 
         runs: ``{fraction: {row: {seed: predictions file}}}``; all files of one fraction score the same rows.
         compare: ``(a, b)``: rows whose difference a − b is pooled over seeds and rows per fraction (the two
             rows need the same seeds at each fraction); skipped where either row is missing.
+        n_resamples: bootstrap resamples (of test rows and seeds) per interval.
+        confidence: level of the intervals.
+        seed: seed of the bootstrap draws.
 
     Returns:
         ``{"fractions": [...], "rows": {row: {fraction key: {metric: pooled "a"}}}, "compare": [a, b] or None,

@@ -483,11 +483,12 @@ def _bootstrap_values(
     skipped: list[int] = []
     for j in range(n_labels):
         per_set = [_plan_label(y[:, j], s[:, j]) for s in score_sets]
-        if per_set[0] is None:
+        found = [p for p in per_set if p is not None]  # None depends on y alone: for every score set or for none
+        if not found:
             skipped.append(j)
             continue
         kept.append(j)
-        for k, p in enumerate(per_set):
+        for k, p in enumerate(found):
             plans[k].append(p)
     if not kept:
         raise ValueError(
@@ -696,8 +697,8 @@ def seed_bootstrap_indices(n_seeds: int, n_resamples: int, seed: int | None = 0)
 
 
 def _seed_summary(points: np.ndarray, reps: np.ndarray, seed_idx: np.ndarray, confidence: float,
-                  seeds: Sequence[Any]) -> dict[str, Any]:
-    """points (S,), reps (R, S) macro values → pooled interval, mean/sd/per-seed values."""
+                  seeds: Sequence[Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """points (S,), reps (R, S) macro values → (pooled interval, mean/sd/per-seed values; pooled values (R,))."""
     pooled = np.take_along_axis(reps, seed_idx, axis=1).mean(axis=1)  # NaN where a drawn seed had no macro
     out: dict[str, Any] = _interval(float(points.mean()), pooled, confidence)
     out.update(mean=float(points.mean()), sd=float(points.std(ddof=1)) if points.size > 1 else 0.0,

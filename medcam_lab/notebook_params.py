@@ -61,7 +61,7 @@ def configs_from_parameters(params: Mapping[str, Any], *classes: type, notebook:
         raise NotebookParameterError(
             f"{where}unknown parameter(s) {unknown}; this notebook takes {sorted(known)}"
         )
-    out = []
+    out: list[Any] = []
     for cls, names in zip(classes, fields):
         try:
             out.append(config_from_dict(cls, {k: v for k, v in params.items() if k in names}))

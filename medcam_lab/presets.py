@@ -82,7 +82,7 @@ class Preset:
 #: InfoNCE and VICReg objectives keep :class:`~medcam_lab.config.MedModConfig`'s 128 and 0.1.
 MEDMOD_ALIGN_OBJECTIVE: Mapping[str, Any] = _frozen({"proj_dim": 512, "temperature": 0.07})
 
-_DEMO_ENCODER = {"encoder": "resnet_small", "image_size": 64}
+_DEMO_ENCODER: dict[str, Any] = {"encoder": "resnet_small", "image_size": 64}
 _DEMO_FINETUNE_EPOCHS = 40
 
 #: The generated demo cohort on a CPU: a small ResNet at 64 px, CPU-sized epochs (``medcam-lab demo``,

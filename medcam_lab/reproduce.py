@@ -27,6 +27,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from medcam_lab.config import (
     AlignConfig,
@@ -77,6 +78,7 @@ def model_labels(cfg: ReproduceConfig) -> dict[str, str]:
 
 
 def model_groups(cfg: ReproduceConfig) -> dict[str, list[str]]:
+    """The rows of each table of the suite: ``table2``, ``table3``, ``table4`` and ``ablations``."""
     image = ["supervised_resnet", "image_only", "barlowtwins_cxr", "eva_x_tiny", "eva_x_small"]
     medmod = ["medmod_infonce", "medmod_vicreg", "medmod_align"]
     return {
@@ -169,6 +171,7 @@ class StageSettings:
 
     @classmethod
     def resolve(cls, cfg: ReproduceConfig) -> StageSettings:
+        """The stage configs of ``cfg.preset`` with the flags set in ``cfg`` (and its seed and device) on top."""
         preset: Preset = get_preset(cfg.preset)
         common = _set(encoder=cfg.encoder, image_size=cfg.image_size, batch_size=cfg.batch_size) | {
             "seed": cfg.seed, "device": cfg.device}
@@ -199,6 +202,15 @@ class Runner:
         return value
 
     def image_only_weights(self) -> str:
+        """The image-only pretrained encoder weights that alignment starts from.
+
+        In order: ``--weights image_only``, the demo's ``pretrain/encoder.pt`` under the data root, the
+        ``barlowtwins_cxr`` weights when the encoder is ``resnet50``, else an encoder pretrained here on the MIMIC
+        cohort (once; reused after).
+
+        Raises:
+            LookupError: if there is none and no cohort to pretrain one on.
+        """
         if "image_only" in self.weights:
             return self.weights["image_only"]
         demo = Path(self.cfg.data_root) / "pretrain" / "encoder.pt"
@@ -245,6 +257,11 @@ class Runner:
         return self._timed(f"medmod {objective}", pretrain_medmod, mm)
 
     def align_config(self, model: str) -> AlignConfig:
+        """The alignment config of a MedCAM row (``medcam``, an ablation or ``medcam_k<k>``).
+
+        Raises:
+            ValueError: for any other row name.
+        """
         base = replace(self.settings.align, cohort=self.data["mimic"][0],
                        out=str(self.out / "models" / model / "align"), weights=self.image_only_weights())
         if model == "medcam":
@@ -267,6 +284,11 @@ class Runner:
         return path if path.is_file() else self._timed(f"align {model}", align, ali)
 
     def finetune_config(self, model: str, dataset: str, encoder: str, weights: str, fraction: float) -> FinetuneConfig:
+        """The fine-tuning config of one row on one dataset at one label fraction.
+
+        The image size is the settings' where the row uses their encoder, else the encoder's own input size; with
+        label fractions or seeds the run goes under ``fraction_<f>`` and trains every seed.
+        """
         from medcam_lab.models import get_image_encoder_spec
 
         base = self.settings.finetune
@@ -286,6 +308,7 @@ class Runner:
 
     @property
     def seeds(self) -> tuple[int, ...]:
+        """The fine-tuning seeds: ``cfg.seeds``, or ``cfg.seed`` alone."""
         return tuple(self.cfg.seeds) or (self.cfg.seed,)
 
     def finetune_and_evaluate(self, model: str, dataset: str, encoder: str, weights: str,
@@ -379,8 +402,8 @@ def run_reproduce(cfg: ReproduceConfig) -> dict:
                         cfg, runs["medcam"][ds], runs[baseline][ds])
     groups = {name: [m for m in members if m in by_fraction[fractions[0]]["runs"]]
               for name, members in model_groups(cfg).items()}
-    results = {"suite": cfg.suite, "models": labels, "groups": groups, "datasets": list(DATASETS),
-               "skipped_datasets": data_skipped}
+    results: dict[str, Any] = {"suite": cfg.suite, "models": labels, "groups": groups, "datasets": list(DATASETS),
+                               "skipped_datasets": data_skipped}
     report_tables: dict[str, dict[str, dict]] = {}
     if runner.label_efficiency:
         results["label_efficiency"] = {"fractions": fractions, "seeds": list(runner.seeds), "by_fraction": {},

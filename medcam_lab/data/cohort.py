@@ -140,6 +140,7 @@ class Cohort:
 
     @property
     def labels(self) -> np.ndarray:
+        """The labels of ``pairs`` as (N, L) float32 (1/0, NaN = unknown), in the order of ``pathologies``."""
         return self.pairs[list(self.pathologies)].to_numpy(dtype=np.float32)
 
     @property
@@ -165,6 +166,11 @@ class Cohort:
         return {name: r.unit for name, r in VALID_RANGES.items() if r.unit}
 
     def split_indices(self, split: str) -> np.ndarray:
+        """Row indices of the items of ``split`` (``train``, ``val`` or ``test``).
+
+        Raises:
+            ValueError: if the split has no item.
+        """
         idx = np.flatnonzero(self.pairs["split"].to_numpy() == split)
         if len(idx) == 0:
             raise ValueError(f"split {split!r} is empty in cohort {self.path}")

@@ -57,6 +57,7 @@ class TrainingSubset:
     listed_absent: int = 0
 
     def summary(self) -> dict:
+        """The subset as a JSON-ready dict (``training_subset.json`` of a fine-tuning run): counts, method, gaps."""
         return {"fraction": self.fraction, "seed": self.seed, "method": self.method,
                 "n_images": int(len(self.rows)), "n_images_total": self.n_images_total,
                 "n_patients": self.n_patients, "n_patients_total": self.n_patients_total,

@@ -13,6 +13,9 @@ Samples are dicts with the keys of the dataset contract (:mod:`medcam_lab.datase
 
 from __future__ import annotations
 
+from collections.abc import Sized
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
@@ -132,11 +135,13 @@ def make_loader(dataset: torch.utils.data.Dataset, batch_size: int, shuffle: boo
     seeded generator as the single-process loader with that global batch size.
     """
     generator = torch.Generator().manual_seed(seed)
-    common = dict(generator=generator, num_workers=num_workers, collate_fn=_identity_collate,
-                  pin_memory=pin_memory, persistent_workers=num_workers > 0)
+    common: dict[str, Any] = dict(generator=generator, num_workers=num_workers, collate_fn=_identity_collate,
+                                  pin_memory=pin_memory, persistent_workers=num_workers > 0)
     if world_size == 1:
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                                            **common)
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"data-parallel loading needs a dataset with a length, got {type(dataset).__name__}")
     sampler = (torch.utils.data.RandomSampler(dataset, generator=generator) if shuffle
                else torch.utils.data.SequentialSampler(dataset))
     global_batches = torch.utils.data.BatchSampler(sampler, batch_size * world_size, drop_last=True)

@@ -94,7 +94,8 @@ def train_transform(
     Args:
         images: cached uint8 images (on the CPU or already on the GPU).
         size: model input side.
-        mean, std: per-channel normalization of the encoder.
+        mean: per-channel normalization mean of the encoder.
+        std: per-channel normalization standard deviation of the encoder.
         generator: draws the crop parameters (see :func:`random_crop_params`) when ``params`` is None.
         params: ``(offsets, flips)`` drawn beforehand (e.g. this rank's slice of the global batch's).
 

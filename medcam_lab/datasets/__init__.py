@@ -11,6 +11,7 @@ See ``data_cards/{nih,chexpert,vindr,mimic_cxr}.md`` for access, files, labels, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ __all__ = [
     "DicomReadError", "read_dicom_uint8", "convert_dicoms",
 ]
 
-_LOADERS = {"nih": nih_labels, "chexpert": chexpert_labels, "vindr": vindr_labels, "mimic_cxr": mimic_cxr_labels}
+_LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
+    "nih": nih_labels, "chexpert": chexpert_labels, "vindr": vindr_labels, "mimic_cxr": mimic_cxr_labels,
+}
 PATHOLOGIES: dict[str, tuple[str, ...]] = {
     "nih": NIH_PATHOLOGIES, "chexpert": CHEXPERT_PATHOLOGIES, "vindr": VINDR_PATHOLOGIES,
     "mimic_cxr": MIMIC_PATHOLOGIES,

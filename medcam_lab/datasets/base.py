@@ -31,11 +31,7 @@ __all__ = ["XRayDataset", "read_split_ids", "check_columns", "read_gray_image"]
 
 
 def read_split_ids(name: str) -> list[str]:
-    """Ids of one shipped split list (``medcam_lab/datasets/splits/<name>.txt.gz``, see its README).
-
-    Shape:
-        - no tensors.
-    """
+    """Ids of one shipped split list (``medcam_lab/datasets/splits/<name>.txt.gz``, see its README)."""
     ref = resources.files("medcam_lab.datasets") / "splits" / f"{name}.txt.gz"
     if not ref.is_file():
         raise FileNotFoundError(f"no shipped split list {name!r} ({ref})")
@@ -50,9 +46,6 @@ def read_split_lists(directory: str | Path) -> dict[str, str]:
     Raises:
         FileNotFoundError: a list is missing (naming it).
         ValueError: an id listed in two splits, or twice in one.
-
-    Shape:
-        - no tensors.
     """
     directory = Path(directory)
     out: dict[str, str] = {}

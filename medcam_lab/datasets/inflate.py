@@ -68,9 +68,15 @@ class ThreadedGzipReader(io.RawIOBase):
                 continue
 
     def readable(self) -> bool:
+        """True: the stream is readable."""
         return True
 
     def readinto(self, buffer) -> int:  # noqa: ANN001 - any writable buffer
+        """Copy the next inflated bytes into ``buffer``; re-raises an error of the reader thread.
+
+        Returns:
+            The number of bytes copied (0 at the end of the stream).
+        """
         if not self._pending and not self._done:
             item = self._queue.get()
             if item is _END:
@@ -86,6 +92,7 @@ class ThreadedGzipReader(io.RawIOBase):
         return n
 
     def close(self) -> None:
+        """Stop the reader thread and close the file."""
         if not self.closed:
             self._stop.set()
             self._thread.join()

@@ -151,7 +151,10 @@ def locate_mimic_iv(root: str | Path, version: str = "auto") -> MimicIVLayout:
     if has_core != found.startswith("1.") and found != "2.x/3.x":
         log.warning("MIMIC-IV version %s (from %s) does not match the %s layout of %s", found, source, layout, root)
     return MimicIVLayout(
-        root=root, version=found, version_source=source, layout=layout, demographic_column=demographic, **tables
+        root=root, version=found, version_source=source, layout=layout, demographic_column=demographic,
+        patients=tables["patients"], admissions=tables["admissions"], icustays=tables["icustays"],
+        chartevents=tables["chartevents"], labevents=tables["labevents"], d_items=tables["d_items"],
+        d_labitems=tables["d_labitems"],
     )
 
 

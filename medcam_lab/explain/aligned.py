@@ -25,7 +25,7 @@ from medcam_lab.config import AlignConfig
 from medcam_lab.data.cohort import PAIRS_FILE, Cohort, is_cohort, load_cohort, read_ehr_columns
 from medcam_lab.data.loading import PairedDataset, make_loader
 from medcam_lab.data.transforms import eval_transform
-from medcam_lab.models import MedCAMAligner, step_attention
+from medcam_lab.models import MedCAMAligner, encoder_spec, step_attention
 from medcam_lab.runinfo import read_run_config
 
 __all__ = ["SplitEmbeddings", "AlignmentRun", "open_alignment_run", "aligner_config", "run_cohort", "load_aligner",
@@ -115,9 +115,6 @@ def load_aligner(
         FileNotFoundError: no ``config.json`` / ``checkpoint.pt``, or (``"initial"``) the run's image-only
             weights are gone; the message names the parameter to set.
         KeyError: the checkpoint's aligner keys do not match the configured model.
-
-    Shape:
-        - no tensor arguments.
     """
     from medcam_lab.training.align import build_aligner
     from medcam_lab.training.runtime import seed_everything
@@ -155,14 +152,11 @@ def _with_weights(cfg: AlignConfig, weights: str) -> AlignConfig:
 
 
 def last_block(encoder: nn.Module) -> nn.Module:
-    """The backbone's last residual block (``layer4[-1]``), the Grad-CAM layer.
-
-    Shape:
-        - no tensor arguments.
-    """
-    if not hasattr(encoder, "layer4"):
+    """The backbone's last residual block (``layer4[-1]``), the Grad-CAM layer."""
+    layer4 = getattr(encoder, "layer4", None)
+    if not isinstance(layer4, nn.Sequential):
         raise ValueError(f"{type(encoder).__name__} has no `layer4`: Grad-CAM needs a ResNet-style backbone")
-    return encoder.layer4[-1]
+    return layer4[-1]
 
 
 @dataclass
@@ -192,14 +186,10 @@ class SplitEmbeddings:
 @torch.no_grad()
 def embed_split(aligner: MedCAMAligner, cohort: Cohort, split: str, image_size: int, batch_size: int = 64,
                 device: str | torch.device = "cpu") -> SplitEmbeddings:
-    """Run the aligner (eval mode, center crop) over one split of a cohort.
-
-    Shape:
-        - no tensor arguments; see :class:`SplitEmbeddings`.
-    """
+    """Run the aligner (eval mode, center crop) over one split of a cohort."""
     aligner.eval()
     dataset = PairedDataset(cohort, split)
-    spec = aligner.image_encoder.spec
+    spec = encoder_spec(aligner.image_encoder)
     parts: dict[str, list[Tensor]] = {k: [] for k in ("rows", "features", "z_cxr", "z_ehr", "attention")}
     for batch in make_loader(dataset, batch_size, shuffle=False, seed=0):
         images = eval_transform(batch["image"], image_size, spec.mean, spec.std).to(device)

@@ -13,14 +13,16 @@ LSTM (packed sequences), so their attribution is exactly 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from medcam_lab.explain.images import integrated_gradients
+from medcam_lab.models import MedCAMAligner
 
 __all__ = ["VariableGroup", "VariableTable", "variable_groups", "variable_matrix", "variable_table",
            "ehr_attributions", "attributions_by_variable", "CLINICAL_GROUPS"]
@@ -68,9 +70,6 @@ def variable_groups(columns: list[str]) -> list[VariableGroup]:
 
     Raises:
         ValueError: when a mask column names a variable without value columns.
-
-    Shape:
-        - no tensor arguments.
     """
     order: list[str] = []
     values: dict[str, list[int]] = {}
@@ -192,7 +191,7 @@ def variable_table(raw: np.ndarray, columns: list[str], length: int,
                          scaled, values, status, order)
 
 
-def _ehr_similarity(aligner: nn.Module):
+def _ehr_similarity(aligner: MedCAMAligner) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     def forward(ehr: Tensor, lengths: Tensor, z_cxr: Tensor) -> Tensor:
         _, last = aligner.ehr_encoder(ehr, lengths)
         z_ehr = F.normalize(aligner.ehr_proj(last), dim=-1)
@@ -202,7 +201,7 @@ def _ehr_similarity(aligner: nn.Module):
 
 
 def ehr_attributions(
-    aligner: nn.Module,
+    aligner: MedCAMAligner,
     ehr: Tensor,
     lengths: Tensor,
     z_cxr: Tensor,
@@ -222,7 +221,9 @@ def ehr_attributions(
         lengths: valid steps per sequence.
         z_cxr: the image embeddings to compare with (fixed).
         baselines: reference sequences; ``None`` = zeros.
-        n_steps, batch_size, internal_batch_size: as :func:`~medcam_lab.explain.integrated_gradients`.
+        n_steps: interpolation steps.
+        batch_size: sequences attributed per call (bounds memory together with ``internal_batch_size``).
+        internal_batch_size: forward batch inside one call (``None`` = all ``n_steps × batch`` at once).
 
     Returns:
         ``(attributions, delta)`` on the CPU (inputs are moved to the aligner's device); attributions are 0

@@ -6,11 +6,7 @@ from torch import nn
 
 
 def count_hooks(model: nn.Module) -> int:
-    """Number of forward, forward-pre and backward hooks registered on ``model`` and its submodules.
-
-    Shape:
-        - no tensor arguments.
-    """
+    """Number of forward, forward-pre and backward hooks registered on ``model`` and its submodules."""
     total = 0
     for module in model.modules():
         total += len(module._forward_hooks) + len(module._forward_pre_hooks)

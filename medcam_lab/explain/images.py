@@ -16,10 +16,12 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import Tensor, nn
 
+from medcam_lab.models import MedCAMAligner
+
 __all__ = ["image_ehr_similarity", "integrated_gradients", "grad_cam"]
 
 
-def image_ehr_similarity(aligner: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
+def image_ehr_similarity(aligner: MedCAMAligner) -> Callable[[Tensor, Tensor], Tensor]:
     """A forward function ``(images, z_ehr) → cos(g_cxr(f_cxr(images)), z_ehr)`` for attributions.
 
     ``z_ehr`` (the patient's EHR embedding, fixed) goes through ``additional_forward_args`` so Captum

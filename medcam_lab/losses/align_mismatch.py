@@ -48,4 +48,5 @@ class AlignMismatchLoss(nn.Module):
         self.min_temperature = min_temperature
 
     def forward(self, z_img: Tensor, z_ehr: Tensor) -> Tensor:
+        """The InfoNCE loss at the current temperature (clamped below at ``min_temperature``)."""
         return cross_modal_infonce(z_img, z_ehr, self.temperature.clamp(min=self.min_temperature))

@@ -34,7 +34,7 @@ class _GatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0 whose backward all-reduces (sums) the gradient and keeps this rank's rows."""
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor) -> Tensor:
         world = dist.get_world_size()
         ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
         x = x.contiguous()
@@ -43,7 +43,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.cat(parts, dim=0)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> Tensor:
         grad = grad.contiguous().clone()  # contiguous: a transposed/sliced consumer must not corrupt the sum
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]

@@ -255,11 +255,7 @@ class MedCAMLoss(nn.Module):
 
     @torch.no_grad()
     def clamp_(self) -> None:
-        """Clamp the learnable ``logit_scale`` to ``≤ log(100)`` (τ ≥ 0.01); a no-op for a fixed τ.
-
-        Shape:
-            - no tensor arguments.
-        """
+        """Clamp the learnable ``logit_scale`` to ``≤ log(100)`` (τ ≥ 0.01); a no-op for a fixed τ."""
         if self.learnable_temperature:
             self.logit_scale.clamp_(max=self.MAX_LOGIT_SCALE)
 
@@ -311,11 +307,7 @@ class MedCAMLoss(nn.Module):
         }
 
     def extra_repr(self) -> str:
-        """One-line summary for ``print(module)``.
-
-        Shape:
-            - no tensor arguments.
-        """
+        """One-line summary for ``print(module)``."""
         return (
             f"k={self.k}, temperature={float(self.temperature.detach()):.4g}, "
             f"learnable_temperature={self.learnable_temperature}, lambda_global={self.lambda_global}, "

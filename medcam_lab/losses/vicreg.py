@@ -34,7 +34,8 @@ def vicreg_loss(z_img: Tensor, z_ehr: Tensor, sim_coeff: float = 25.0, std_coeff
         raise ValueError(f"z_img and z_ehr must both be (B ≥ 2, D), got {tuple(z_img.shape)}, {tuple(z_ehr.shape)}")
     x, y = z_img.float(), z_ehr.float()
     invariance = F.mse_loss(y, x)
-    variance = sum(torch.relu(1 - torch.sqrt(z.var(dim=0) + eps)).mean() / 2 for z in (x, y))
+    hinge_x, hinge_y = (torch.relu(1 - torch.sqrt(z.var(dim=0) + eps)).mean() / 2 for z in (x, y))
+    variance = hinge_x + hinge_y
     covariance = _off_diagonal_square_sum(x) + _off_diagonal_square_sum(y)
     loss = sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance
     return {"loss": loss, "invariance": invariance, "variance": variance, "covariance": covariance}

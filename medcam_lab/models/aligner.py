@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from medcam_lab.models.ehr_encoder import EHREncoder
 from medcam_lab.models.heads import ProjectionHead
+from medcam_lab.models.image_encoders import encoder_width
 
 __all__ = [
     "MedCAMAligner",
@@ -91,20 +92,16 @@ class MedCAMAligner(nn.Module):
         ehr_proj_hidden: int | None = None,
     ) -> None:
         super().__init__()
-        if not hasattr(image_encoder, "num_features"):
-            raise ValueError("image_encoder needs a `num_features` attribute (use build_image_encoder)")
+        width = encoder_width(image_encoder)
         self.image_encoder = image_encoder
         self.ehr_encoder = ehr_encoder
         self.proj_dim = proj_dim
-        self.image_proj = ProjectionHead(int(image_encoder.num_features), proj_dim, image_proj_hidden)
+        self.image_proj = ProjectionHead(width, proj_dim, image_proj_hidden)
         self.ehr_proj = ProjectionHead(int(ehr_encoder.hidden_dim), proj_dim, ehr_proj_hidden)
 
     def train(self, mode: bool = True) -> MedCAMAligner:
         """Set train/eval mode; BatchNorm layers of the backbone whose parameters are all frozen stay in
         eval mode (their running statistics must not drift in ``frozen``/``last_block`` modes).
-
-        Shape:
-            - no tensor arguments.
         """
         super().train(mode)
         if mode:
@@ -188,9 +185,6 @@ def backbone_param_groups(
     Raises:
         ValueError: on an unknown mode, ``lr ≤ 0``, ``backbone_lr_mult ≤ 0``, or ``last_block`` with a
             backbone that has no ``layer4``.
-
-    Shape:
-        - no tensor arguments.
     """
     if mode not in BACKBONE_MODES:
         raise ValueError(f"unknown backbone mode {mode!r}; choose one of {BACKBONE_MODES}")

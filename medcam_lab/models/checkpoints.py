@@ -41,9 +41,6 @@ HEAD_KEYS = ("fc.weight", "fc.bias")
 class CheckpointKeyError(KeyError, ValueError):
     """Missing or unexpected keys between a checkpoint and a model (both a ``KeyError`` and a
     ``ValueError``).
-
-    Shape:
-        - no tensors.
     """
 
     def __str__(self) -> str:  # KeyError would print the message with quotes around it
@@ -59,9 +56,6 @@ class LoadReport:
         missing_keys: model keys absent from the checkpoint (all in ``allowed_missing``; left untouched).
         ignored_keys: checkpoint keys not loaded (in ``allowed_unexpected``, or an allowed head key whose
             shape differs from the model's).
-
-    Shape:
-        - no tensors.
     """
 
     path: str
@@ -94,9 +88,6 @@ class CheckpointLayout:
             necks/heads, MIM decoder heads). Anything else unexpected fails.
         rename: optional key mapping (the original name → the model's name).
         head_keys: classifier keys the model may lack or the file may lack.
-
-    Shape:
-        - no tensors.
     """
 
     name: str
@@ -390,9 +381,6 @@ def save_state_dict_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
 
     Returns:
         The destination path.
-
-    Shape:
-        - tensors are saved as they are.
     """
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)

@@ -59,19 +59,11 @@ class EHREncoder(nn.Module):
 
     @property
     def output_dim(self) -> int:
-        """Width ``H`` of ``steps`` and ``last``.
-
-        Shape:
-            - no tensor arguments.
-        """
+        """Width ``H`` of ``steps`` and ``last``."""
         return self.hidden_dim
 
     def reset_parameters(self) -> None:
-        """MedFuse init: Xavier-uniform ``weight_ih``, orthogonal ``weight_hh``, zero biases.
-
-        Shape:
-            - no tensor arguments.
-        """
+        """MedFuse init: Xavier-uniform ``weight_ih``, orthogonal ``weight_hh``, zero biases."""
         for name, param in self.layers.named_parameters():
             if "weight_ih" in name:
                 nn.init.xavier_uniform_(param)
@@ -109,8 +101,7 @@ class EHREncoder(nn.Module):
             raise ValueError(f"lengths must lie in [0, {T}], got {lengths_cpu.tolist()}")
         # pack_padded_sequence rejects length 0: run such rows over one (zero) step and zero them after.
         packed = pack_padded_sequence(x, lengths_cpu.clamp(min=1), batch_first=True, enforce_sorted=False)
-        h_n = None
-        for lstm in self.layers:
+        for lstm in self.layers:  # at least one (checked in __init__): h_n is the top layer's
             packed, (h_n, _) = lstm(packed)
         steps, _ = pad_packed_sequence(packed, batch_first=True, total_length=T)
         last = h_n[-1]  # (B, H), already in the original batch order (enforce_sorted=False unsorts)

@@ -47,6 +47,8 @@ __all__ = [
     "list_image_encoders",
     "get_image_encoder_spec",
     "build_image_encoder",
+    "encoder_spec",
+    "encoder_width",
     "encoders_matching",
 ]
 
@@ -100,9 +102,6 @@ def register_image_encoder(spec: ImageEncoderSpec, overwrite: bool = False) -> I
 
     Raises:
         ValueError: if the name is taken and ``overwrite`` is False.
-
-    Shape:
-        - no tensor arguments.
     """
     if spec.name in _REGISTRY and not overwrite:
         raise ValueError(f"image encoder {spec.name!r} is already registered")
@@ -111,11 +110,7 @@ def register_image_encoder(spec: ImageEncoderSpec, overwrite: bool = False) -> I
 
 
 def list_image_encoders() -> list[str]:
-    """Sorted names of the registered image encoders.
-
-    Shape:
-        - no tensor arguments.
-    """
+    """Sorted names of the registered image encoders."""
     return sorted(_REGISTRY)
 
 
@@ -124,9 +119,6 @@ def get_image_encoder_spec(name: str) -> ImageEncoderSpec:
 
     Raises:
         ValueError: for an unknown name (the message lists the known ones).
-
-    Shape:
-        - no tensor arguments.
     """
     try:
         return _REGISTRY[name]
@@ -159,8 +151,9 @@ def build_image_encoder(name: str, weights: str | os.PathLike[str] | None = None
     """
     spec = get_image_encoder_spec(name)
     model = spec.builder()
-    model.num_features = spec.num_features
-    model.spec = spec
+    # plain attributes: torch types Module.__setattr__ for tensors and modules only
+    model.num_features = spec.num_features  # type: ignore[assignment]
+    model.spec = spec  # type: ignore[assignment]
     path = weights if weights is not None else spec.weights
     if path is not None:
         try:
@@ -176,13 +169,34 @@ def build_image_encoder(name: str, weights: str | os.PathLike[str] | None = None
     return model
 
 
+def encoder_spec(encoder: nn.Module) -> ImageEncoderSpec:
+    """The :class:`ImageEncoderSpec` that :func:`build_image_encoder` attached to ``encoder`` (``.spec``).
+
+    Raises:
+        ValueError: if ``encoder`` carries no spec (it was not built by :func:`build_image_encoder`).
+    """
+    spec = getattr(encoder, "spec", None)
+    if not isinstance(spec, ImageEncoderSpec):
+        raise ValueError(f"{type(encoder).__name__} has no `spec`: build image encoders with build_image_encoder")
+    return spec
+
+
+def encoder_width(encoder: nn.Module) -> int:
+    """Width ``F`` of an image encoder's pooled feature (its ``num_features``, set by :func:`build_image_encoder`).
+
+    Raises:
+        ValueError: if ``encoder`` has no ``num_features`` attribute.
+    """
+    width = getattr(encoder, "num_features", None)
+    if width is None:
+        raise ValueError("image_encoder needs a `num_features` attribute (use build_image_encoder)")
+    return int(width)
+
+
 def encoders_matching(path: str | os.PathLike[str], exclude: tuple[str, ...] = ()) -> list[str]:
     """The registered encoders (``exclude`` left out) whose keys and shapes a weights file matches: the
     suggestion when ``--encoder`` names the wrong one. Encoders are built on the ``meta`` device (no memory,
     no initialisation); one that cannot be built there is left out of the suggestion.
-
-    Shape:
-        - no tensor arguments.
     """
     obj = read_checkpoint(path)
     found = []

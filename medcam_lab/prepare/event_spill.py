@@ -187,7 +187,7 @@ class EventSpill:
 
         Empty buckets are left out; every non-empty bucket is in exactly one group.
         """
-        total = sum(self.rows.values()) if self.rows else np.zeros(self.n_buckets, dtype=np.int64)
+        total = sum(self.rows.values(), np.zeros(self.n_buckets, dtype=np.int64))
         groups: list[list[int]] = []
         current: list[int] = []
         size = 0

@@ -115,10 +115,12 @@ class PartialState:
         self.fd = os.open(out_dir / PARTIAL_FILE, os.O_RDWR)
 
     def flush(self) -> None:
+        """Make the written rows durable, then their status (a row is marked done only once it is on disk)."""
         os.fsync(self.fd)  # the rows reach the disk before the status that marks them done
         self.status.flush()
 
     def close(self) -> None:
+        """Flush the status and close the partial file; a second call does nothing."""
         if self.fd >= 0:
             self.status.flush()
             del self.status
@@ -147,6 +149,9 @@ def load_state(out_dir: Path, fingerprint: str, n: int, size: int) -> PartialSta
 
 
 def new_state(out_dir: Path, fingerprint: str, n: int, size: int) -> PartialState:
+    """Start a fresh state for ``n`` images of ``size``: any earlier state is removed, the files are created with
+    their disk reserved, and the fingerprint is written last.
+    """
     remove_state(out_dir)
     new_npy(out_dir / PARTIAL_FILE, (n, size, size))
     new_npy(out_dir / STATUS_FILE, (n,))
@@ -159,5 +164,6 @@ def new_state(out_dir: Path, fingerprint: str, n: int, size: int) -> PartialStat
 
 
 def remove_state(out_dir: Path) -> None:
+    """Remove the state files (the fingerprint first, so a half-removed state is invalid)."""
     for name in (FINGERPRINT_FILE, *STATE_FILES):  # the fingerprint first: a half-removed state is invalid
         (out_dir / name).unlink(missing_ok=True)

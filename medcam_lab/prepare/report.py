@@ -25,11 +25,14 @@ class CohortReport:
         self.info: dict[str, Any] = {}
 
     def step(self, name: str, count: int, **detail: Any) -> None:
+        """Record the count after the filter ``name`` (extra keyword details are kept with it) and log it."""
         entry = {"step": name, "count": int(count), **detail}
         self.steps.append(entry)
         log.info("%-60s %d", name, count)
 
     def drop(self, reason: str, count: int, examples: list[Any] | None = None) -> None:
+        """Record ``count`` items dropped for ``reason`` (up to 5 examples kept) and log a warning; a count of 0
+        records nothing."""
         if count <= 0:
             return
         self.dropped[reason] += int(count)
@@ -39,10 +42,12 @@ class CohortReport:
         log.warning("dropped %d: %s%s", count, reason, f" (e.g. {examples[:3]})" if examples else "")
 
     def merge_drops(self, prefix: str, counts: dict[str, int]) -> None:
+        """Record every ``{reason: count}`` of ``counts`` as a drop named ``prefix + reason``."""
         for reason, n in counts.items():
             self.drop(f"{prefix}{reason}", n)
 
     def to_dict(self) -> dict[str, Any]:
+        """What ``report.json`` holds: the steps, the drops by reason, their examples and the extra ``info``."""
         return {
             "steps": self.steps,
             "dropped": dict(sorted(self.dropped.items())),

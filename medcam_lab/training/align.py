@@ -36,6 +36,7 @@ from medcam_lab.models import (
     backbone_param_groups,
     backbone_state_dict,
     build_image_encoder,
+    encoder_spec,
     save_state_dict_atomic,
 )
 from medcam_lab.runinfo import write_json_atomic, write_run_info
@@ -125,7 +126,7 @@ def evaluate_alignment(module: AlignmentModule, dataset: PairedDataset, cfg: Ali
     """
     runtime = device if isinstance(device, Runtime) else resolve_runtime(str(device), "auto", "off", "off")
     module.eval()
-    spec = module.model.image_encoder.spec
+    spec = encoder_spec(module.model.image_encoder)
     loader = make_loader(dataset, batch_size or cfg.batch_size, shuffle=False, seed=0)
     totals = {"loss": 0.0, "global": 0.0, "local": 0.0}
     n = 0
@@ -205,7 +206,7 @@ def _align(cfg: AlignConfig, ctx, device_name: str) -> Path:
         log.info("resuming alignment after epoch %d", start)
     step_module = _wrap_data_parallel(module, cfg, runtime, ctx.local_rank) if ctx.launched else module
     compile_image_encoder(module.model.image_encoder, runtime)
-    spec = module.model.image_encoder.spec
+    spec = encoder_spec(module.model.image_encoder)
     per_rank = cfg.batch_size
     lo, hi = ctx.rank * per_rank, (ctx.rank + 1) * per_rank
     progress = EpochProgress("align", cfg.epochs, start)

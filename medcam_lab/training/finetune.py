@@ -36,7 +36,7 @@ from medcam_lab.data.loading import ImageLabelDataset, make_loader
 from medcam_lab.data.transforms import eval_transform, train_transform
 from medcam_lab.datasets.patient_split import SPLIT_NAMES
 from medcam_lab.metrics import per_label_metric
-from medcam_lab.models import build_image_encoder, save_state_dict_atomic
+from medcam_lab.models import build_image_encoder, encoder_spec, encoder_width, save_state_dict_atomic
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.checkpoint import load_checkpoint, save_checkpoint
 from medcam_lab.training.progress import EpochProgress
@@ -68,9 +68,10 @@ class ImageClassifier(nn.Module):
     def __init__(self, encoder: nn.Module, n_labels: int) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Linear(encoder.num_features, n_labels)
+        self.head = nn.Linear(encoder_width(encoder), n_labels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits: (B, 3, S, S) → (B, n_labels)."""
         return self.head(self.encoder(x))
 
 
@@ -83,7 +84,7 @@ class Splits:
     test: ImageLabelDataset
     pathologies: tuple[str, ...]
     id_column: str
-    subset: TrainingSubset | None = None
+    subset: TrainingSubset
 
 
 def load_splits(cfg: FinetuneConfig) -> Splits:
@@ -106,22 +107,22 @@ def load_splits(cfg: FinetuneConfig) -> Splits:
     else:
         raise ValueError(f"dataset must be one of {list(FINETUNE_DATASETS)}, got {cfg.dataset!r}")
     split = meta["split"].to_numpy()
-    parts, subset = {}, None
+    rows = {}
     for name in SPLIT_NAMES:
         idx = np.flatnonzero(split == name)
         if len(idx) == 0:
             raise ValueError(f"split {name!r} of {cfg.data} is empty")
-        if name == "train":
-            subset = _training_subset(cfg, idx, meta, labels, tuple(names), patient_col, id_col, source)
-            idx = subset.rows
-        parts[name] = ImageLabelDataset(images, labels, meta, names, idx)
+        rows[name] = idx
+    subset = _training_subset(cfg, rows["train"], meta, labels, tuple(names), patient_col, id_col, source)
+    rows["train"] = subset.rows
+    parts = {name: ImageLabelDataset(images, labels, meta, names, idx) for name, idx in rows.items()}
     return Splits(parts["train"], parts["val"], parts["test"], tuple(names), id_col, subset)
 
 
 def _training_subset(cfg: FinetuneConfig, train_rows: np.ndarray, meta: pd.DataFrame, labels: np.ndarray,
                      names: tuple[str, ...], patient_col: str, id_col: str, source: str | None) -> TrainingSubset:
     rows_labels = labels[train_rows]
-    listed = BENCHX_TRAIN_LISTS.get((source, float(cfg.label_fraction)))
+    listed = BENCHX_TRAIN_LISTS.get((source, float(cfg.label_fraction))) if source else None
     if listed:
         return benchx_subset(train_rows, meta[id_col].to_numpy()[train_rows], rows_labels, listed,
                              cfg.label_fraction, cfg.seed, names)
@@ -149,7 +150,7 @@ def predict(model: ImageClassifier, dataset: ImageLabelDataset, cfg: FinetuneCon
             device: torch.device | Runtime) -> np.ndarray:
     """Sigmoid scores. Shape: returns (N, L) float64."""
     model.eval()
-    spec = model.encoder.spec
+    spec = encoder_spec(model.encoder)
     scores = []
     for batch in make_loader(dataset, max(cfg.batch_size, 256), shuffle=False, seed=0):
         raw = batch["image"].to(_device(device), non_blocking=True)
@@ -180,7 +181,7 @@ class FeatureCache:
         missing = np.array(sorted(set(dataset.indices.tolist()) - set(done)), dtype=np.int64)
         if len(missing):
             model.eval()
-            spec = model.encoder.spec
+            spec = encoder_spec(model.encoder)
             chunk = max(cfg.batch_size, 256)
             for start in range(0, len(missing), chunk):
                 rows = missing[start:start + chunk]
@@ -206,6 +207,11 @@ class _Positions(torch.utils.data.Dataset):
 
 
 def macro_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Mean AUROC over the labels that have both classes (NaN if none has).
+
+    Shape:
+        labels, scores: (N, L); labels in {0, 1, NaN}.
+    """
     values, _ = per_label_metric(labels, scores, "auroc")
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
@@ -241,7 +247,7 @@ def train_one_lr(cfg: FinetuneConfig, splits: Splits, lr: float, out: Path, devi
     centre-cropped images of every batch.
     """
     model, optimizer = _build(cfg, len(splits.pathologies), lr, device)
-    spec = model.encoder.spec
+    spec = encoder_spec(model.encoder)
     cached = None
     if cfg.linear_probe:
         features = features if features is not None else FeatureCache()
@@ -381,6 +387,8 @@ def finetune_seeds(cfg: FinetuneConfig, features: FeatureCache | None = None,
     selected (read from its ``finetune_summary.json``).
 
     Args:
+        cfg: the fine-tuning configuration; ``cfg.out`` holds one folder per seed (:func:`seed_run_dir`).
+        features: frozen features shared by the seeds of a linear probe (a new cache when None).
         existing: ``{seed: predictions_test.parquet}`` of runs already made with this configuration (their
             folder holds ``finetune_summary.json``); used instead of training those seeds again.
 
@@ -390,8 +398,8 @@ def finetune_seeds(cfg: FinetuneConfig, features: FeatureCache | None = None,
     seeds = tuple(cfg.seeds) or (cfg.seed,)
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {list(seeds)}")
-    existing = {int(s): Path(p) for s, p in (existing or {}).items()}
-    unknown = sorted(set(existing) - set(seeds))
+    made = {int(s): Path(p) for s, p in (existing or {}).items()}
+    unknown = sorted(set(made) - set(seeds))
     if unknown:
         raise ValueError(f"existing runs for seeds {unknown} that are not in seeds {list(seeds)}")
     write_run_info(cfg.out, "finetune", cfg)
@@ -400,7 +408,7 @@ def finetune_seeds(cfg: FinetuneConfig, features: FeatureCache | None = None,
     grid = tuple(cfg.lr_grid)
     for i, s in enumerate(seeds):
         run = replace(cfg, seed=s, seeds=(), select_lr_once=False, lr_grid=grid, out=str(seed_run_dir(cfg.out, s)))
-        paths[s] = existing[s] if s in existing else finetune(run, features)
+        paths[s] = made[s] if s in made else finetune(run, features)
         if i == 0 and cfg.select_lr_once:
             summary = json.loads((paths[s].parent / "finetune_summary.json").read_text())
             grid = (float(summary["selected"]["lr"]),)

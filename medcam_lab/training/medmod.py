@@ -26,7 +26,14 @@ from medcam_lab.data.transforms import eval_transform, train_transform
 from medcam_lab.losses.align_mismatch import AlignMismatchLoss, mismatch_permutation
 from medcam_lab.losses.infonce import cross_modal_infonce
 from medcam_lab.losses.vicreg import vicreg_loss
-from medcam_lab.models import EHREncoder, backbone_state_dict, build_image_encoder, save_state_dict_atomic
+from medcam_lab.models import (
+    EHREncoder,
+    backbone_state_dict,
+    build_image_encoder,
+    encoder_spec,
+    encoder_width,
+    save_state_dict_atomic,
+)
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.runtime import epoch_seed, resolve_device, seed_everything, to_device_images
 
@@ -60,20 +67,24 @@ class MedModModel(nn.Module):
         self.objective = cfg.objective
         self.image_encoder = build_image_encoder(cfg.encoder, weights=cfg.weights or None)
         self.ehr_encoder = EHREncoder(n_features, cfg.ehr_hidden, num_layers=1, dropout=0.0)
-        self.image_head = medmod_head(self.image_encoder.num_features, cfg.proj_dim, cfg.objective)
+        self.image_head = medmod_head(encoder_width(self.image_encoder), cfg.proj_dim, cfg.objective)
         self.ehr_head = medmod_head(cfg.ehr_hidden, cfg.proj_dim, cfg.objective)
         self.align_loss = AlignMismatchLoss(cfg.temperature) if cfg.objective == "align" else None
         self.temperature = cfg.temperature
 
     def forward(self, images: torch.Tensor, ehr: torch.Tensor, lengths: torch.Tensor):
+        """The projected image and EHR embeddings ``(z_img, z_ehr)`` of a paired batch."""
         _, last = self.ehr_encoder(ehr, lengths)
         return self.image_head(self.image_encoder(images)), self.ehr_head(last)
 
     def loss(self, z_img: torch.Tensor, z_ehr: torch.Tensor) -> torch.Tensor:
+        """The loss of the model's objective (InfoNCE, VICReg or ALIGN with mismatched pairs) on a batch."""
         if self.objective == "infonce":
             return cross_modal_infonce(z_img, z_ehr, self.temperature)
         if self.objective == "vicreg":
             return vicreg_loss(z_img, z_ehr)["loss"]
+        if self.align_loss is None:  # built for the align objective only
+            raise ValueError(f"objective {self.objective!r} has no loss; choose one of {OBJECTIVES}")
         return self.align_loss(z_img, z_ehr)
 
 
@@ -97,7 +108,7 @@ def pretrain_medmod(cfg: MedModConfig) -> Path:
     train_set, val_set = PairedDataset(cohort, "train"), PairedDataset(cohort, "val")
     model = MedModModel(cfg, cohort.ehr.shape[-1]).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    spec = model.image_encoder.spec
+    spec = encoder_spec(model.image_encoder)
     history, best = [], {"val_loss": float("inf"), "epoch": 0}
     weights = out / "pretrained_backbone.pt"
     for epoch in range(cfg.epochs):

@@ -19,7 +19,13 @@ from medcam_lab.data.cohort import load_cohort
 from medcam_lab.data.loading import ImageLabelDataset, make_loader
 from medcam_lab.data.transforms import ssl_view
 from medcam_lab.losses.barlow_twins import barlow_twins_loss
-from medcam_lab.models import backbone_state_dict, build_image_encoder, save_state_dict_atomic
+from medcam_lab.models import (
+    backbone_state_dict,
+    build_image_encoder,
+    encoder_spec,
+    encoder_width,
+    save_state_dict_atomic,
+)
 from medcam_lab.runinfo import write_json_atomic, write_run_info
 from medcam_lab.training.checkpoint import resume_training_state, save_training_state
 from medcam_lab.training.runtime import (
@@ -40,13 +46,14 @@ class BarlowTwinsModel(nn.Module):
     def __init__(self, encoder: nn.Module, projector_dim: int) -> None:
         super().__init__()
         self.encoder = encoder
-        f = encoder.num_features
+        f = encoder_width(encoder)
         self.projector = nn.Sequential(
             nn.Linear(f, projector_dim, bias=False), nn.BatchNorm1d(projector_dim), nn.ReLU(inplace=True),
             nn.Linear(projector_dim, projector_dim, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Projector output of the pooled feature: (B, 3, S, S) → (B, projector_dim)."""
         return self.projector(self.encoder(x))
 
 
@@ -60,7 +67,7 @@ def pretrain_image_encoder(cfg: PretrainConfig) -> Path:
     train_idx = cohort.split_indices("train")
     dataset = ImageLabelDataset(cohort.images, cohort.labels, cohort.pairs, cohort.pathologies, train_idx)
     encoder = build_image_encoder(cfg.encoder)
-    spec = encoder.spec
+    spec = encoder_spec(encoder)
     model = prepare_model(BarlowTwinsModel(encoder, cfg.projector_dim), device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt = out / "checkpoint.pt"

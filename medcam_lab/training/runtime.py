@@ -10,6 +10,7 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ log = logging.getLogger("medcam_lab")
 
 SWITCH_VALUES = ("auto", "on", "off")
 PRECISIONS = ("auto", "bf16", "fp32")
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -88,7 +90,7 @@ def _as_runtime(device: torch.device | Runtime) -> Runtime:
     return Runtime(device, bf16=cuda, channels_last=cuda, compile=False)
 
 
-def prepare_model(model: torch.nn.Module, device: torch.device | Runtime) -> torch.nn.Module:
+def prepare_model(model: ModuleT, device: torch.device | Runtime) -> ModuleT:
     """Move to the device; channels_last when the runtime asks for it (default: on CUDA).
 
     Compilation is separate (:func:`compile_image_encoder`): it must come after weights are loaded.

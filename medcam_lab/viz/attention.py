@@ -119,9 +119,6 @@ def attention_heatmap(view: AttentionView) -> go.Figure:
     and the variables × time table (colour: the value within this stay; marks on cells not measured in
     their bin; the top-k steps outlined). Hover shows value, unit, how the cell was filled, hours before the
     image and clock time. Titles and size do not depend on k.
-
-    Shape:
-        - no tensor arguments.
     """
     n = len(view.attention)
     x, axis_title, when = _time_axis(view)

@@ -95,9 +95,6 @@ def umap_figure(frame: pd.DataFrame, color: str, title: str = "", units: dict[st
     """Before | after scatter of ``frame`` (columns ``before_x/_y``, ``after_x/_y``), coloured by ``color``:
     a binary label in two discrete colours (and unknown in grey), a continuous variable on a colour bar with
     its unit.
-
-    Shape:
-        - no tensor arguments.
     """
     if color not in frame.columns:
         raise KeyError(f"colour column {color!r} not in the UMAP frame; have {list(frame.columns)}")
@@ -134,11 +131,7 @@ def umap_figure(frame: pd.DataFrame, color: str, title: str = "", units: dict[st
 
 
 def retrieval_figure(retrieval: dict) -> go.Figure:
-    """Image → EHR retrieval top-1/top-5 before and after alignment (``retrieval.json``), with chance level.
-
-    Shape:
-        - no tensor arguments.
-    """
+    """Image → EHR retrieval top-1/top-5 before and after alignment (``retrieval.json``), with chance level."""
     fig = go.Figure()
     ks = [k for k in (1, 5) if f"top{k}" in retrieval["after"]]
     for name, color in (("before", COLORS["other"]), ("after", COLORS["selected"])):
@@ -160,8 +153,5 @@ def retrieval_figure(retrieval: dict) -> go.Figure:
 def write_figures_html(figures: list[go.Figure], path: str | Path) -> Path:
     """Write several figures into one HTML page that reads ``plotly.min.js`` from its folder (written there
     once; opens offline). See :func:`medcam_lab.viz.style.write_html`.
-
-    Shape:
-        - no tensor arguments.
     """
     return _write_html(figures, path)

@@ -19,9 +19,7 @@ def history_figure(history: pd.DataFrame, title: str = "alignment learning curve
 
     Args:
         history: one row per epoch (``epoch``, ``train_loss``, ``val_loss``, ``val_retrieval_top1``...).
-
-    Shape:
-        - no tensor arguments.
+        title: the figure's title.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("contrastive losses", "validation retrieval: image → EHR"))
     for col in [c for c in history.columns if c.endswith(("_loss", "_global", "_local"))]:

@@ -23,7 +23,7 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray | None, alpha: float = 0.5)
         return gray.astype(np.uint8)
     h = np.abs(np.asarray(heat, dtype=np.float32))
     if h.shape != image.shape:
-        h = np.asarray(Image.fromarray(h).resize(image.shape[::-1], Image.BILINEAR))
+        h = np.asarray(Image.fromarray(h).resize(image.shape[::-1], Image.Resampling.BILINEAR))
     peak = float(h.max())
     h = h / peak if peak > 0 else h
     red = np.array([255.0, 0.0, 0.0], dtype=np.float32)
@@ -40,7 +40,7 @@ def overlay_png(image: np.ndarray, heat: np.ndarray | None = None, alpha: float 
     """
     rgb = Image.fromarray(heat_overlay(image, heat, alpha))
     if scale != 1:
-        rgb = rgb.resize((rgb.width * scale, rgb.height * scale), Image.NEAREST)
+        rgb = rgb.resize((rgb.width * scale, rgb.height * scale), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -22,6 +22,7 @@ import torch
 
 from medcam_lab.explain.aligned import SplitEmbeddings, embed_split, last_block, open_alignment_run
 from medcam_lab.explain.images import grad_cam, image_ehr_similarity, integrated_gradients
+from medcam_lab.models import MedCAMAligner, encoder_spec
 from medcam_lab.viz.attention import AttentionView, attention_heatmap, attention_view
 from medcam_lab.viz.images import overlay_png
 
@@ -255,7 +256,7 @@ class AlignmentInspector(widgets.VBox):
                                       f"<tr><th>image</th><th>cosine</th></tr>{rows}</table>")
 
 
-def make_attribute_fn(aligner: torch.nn.Module, image_size: int, ig_steps: int = 16) -> AttributeFn:
+def make_attribute_fn(aligner: MedCAMAligner, image_size: int, ig_steps: int = 16) -> AttributeFn:
     """Attribution of the image–EHR similarity for one image of a split, on the model's center crop.
 
     Shape:
@@ -264,7 +265,7 @@ def make_attribute_fn(aligner: torch.nn.Module, image_size: int, ig_steps: int =
     from medcam_lab.data.transforms import eval_transform
 
     similarity = image_ehr_similarity(aligner)
-    spec = aligner.image_encoder.spec
+    spec = encoder_spec(aligner.image_encoder)
     cache: dict[tuple[str, int, str], np.ndarray] = {}
 
     def attribute(data: InspectorSplit, position: int, method: str) -> np.ndarray | None:
@@ -290,18 +291,17 @@ def make_attribute_fn(aligner: torch.nn.Module, image_size: int, ig_steps: int =
 def build_inspector(align_dir: str | Path, cohort: str | Path = "", splits: tuple[str, ...] = ("test", "val"),
                     k: int | None = None, n_neighbours: int = 5, ig_steps: int = 16, batch_size: int = 64,
                     device: str = "cpu") -> AlignmentInspector:
-    """The inspector for an alignment run (its final aligner) on a cohort (default: the run's cohort).
-
-    Shape:
-        - no tensor arguments.
-    """
+    """The inspector for an alignment run (its final aligner) on a cohort (default: the run's cohort)."""
     run = open_alignment_run(align_dir, cohort, device)  # a cohort given by the caller wins
     data, cfg = run.cohort, run.config
+    raw_ehr = data.raw_ehr
+    if raw_ehr is None:
+        raise ValueError(f"cohort {data.path} has no raw EHR values (the inspector shows them)")
     aligner = run.aligner("final")
 
     def load_split(name: str) -> InspectorSplit:
         emb = embed_split(aligner, data, name, cfg.image_size, batch_size, device)
-        return InspectorSplit(name, emb, np.asarray(data.images[emb.rows]), np.asarray(data.raw_ehr[emb.rows]),
+        return InspectorSplit(name, emb, np.asarray(data.images[emb.rows]), np.asarray(raw_ehr[emb.rows]),
                               list(data.ehr_columns), data.units)
 
     inspector = AlignmentInspector(load_split, splits, k or cfg.k, make_attribute_fn(aligner, cfg.image_size, ig_steps),

@@ -67,9 +67,8 @@ def label_efficiency_figure(curves: dict[str, dict], labels: dict[str, str], met
     Args:
         curves: ``{dataset title: label_efficiency_curve(...)}``, one column each.
         labels: row name → legend text.
-
-    Shape:
-        - no tensor arguments.
+        metric: ``auroc`` or ``auprc``.
+        title: the figure's title.
     """
     names = list(curves)
     fig = make_subplots(rows=2, cols=len(names), shared_xaxes=True, vertical_spacing=0.12,

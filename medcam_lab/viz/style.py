@@ -36,9 +36,6 @@ def style(fig: go.Figure, title: str = "", height: int = 480, width: int | None 
 def write_html(figures: go.Figure | list[go.Figure], path: str | Path) -> Path:
     """Write one figure, or several into one page, referencing ``plotly.min.js`` in the same folder (written
     there once; no network needed).
-
-    Shape:
-        - no tensor arguments.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
