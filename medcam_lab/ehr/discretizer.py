@@ -106,7 +106,11 @@ def _category_reader(channel: str, mode: EHRMode) -> tuple[Callable[[str], float
         spellings = [*POSSIBLE_VALUES[channel], *layout.possible_values[channel]]
     else:
         lookup = {text: float(i) for i, text in enumerate(layout.possible_values[channel])}
-        read, spellings = lookup.get, list(lookup)
+
+        def read(text: str) -> float | None:
+            return lookup.get(text)
+
+        spellings = list(lookup)
     known = {text: read(text) for text in spellings}
     return read, {text: index for text, index in known.items() if index is not None}
 
@@ -279,7 +283,7 @@ class Discretizer:
             missing = [i for i in ids_list if i not in end]
             if missing:
                 raise ValueError(f"transform_batch: no end given for episode {missing[0]!r}")
-            ends = np.array([np.nan if end[i] is None else float(end[i]) for i in ids_list])
+            ends = np.array([np.nan if (e := end[i]) is None else float(e) for i in ids_list])
         else:
             ends = np.full(len(ids_list), np.nan if end is None else float(end))
         ep = codes if order is None else codes[order]

@@ -49,4 +49,5 @@ class CleanSwitches:
     valuenum_fallback: bool = True
 
     def to_dict(self) -> dict[str, bool]:
+        """``{switch: on}`` for every switch (as ``report.json`` records them)."""
         return asdict(self)

@@ -64,11 +64,12 @@ def _empty_window_defects(
     for p in patients:
         by_stay: dict[int, list[CXR.Study]] = {}
         for s in studies[p.index]:
-            if s.location == "icu" and any(im.view in CXR.FRONTAL for im in s.images):
+            if s.location == "icu" and s.stay is not None and any(im.view in CXR.FRONTAL for im in s.images):
                 by_stay.setdefault(s.stay.stay_id, []).append(s)
         for ss in by_stay.values():
             s = ss[0]
-            if len(ss) == 1 and s.t_rel >= 6 and s.stay.los_h - s.t_rel >= 12:
+            stay, t_rel = s.stay, s.t_rel  # an ICU study has both
+            if len(ss) == 1 and stay is not None and t_rel is not None and t_rel >= 6 and stay.los_h - t_rel >= 12:
                 candidates.append(s)
     chosen = [
         candidates[i]

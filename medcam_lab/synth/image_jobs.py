@@ -57,6 +57,8 @@ class ImageJob:
 def render_job(job: ImageJob):
     """Pixels (uint8, rows x cols) of one job."""
     if job.view == "frontal":
+        if job.layout is None:
+            raise ValueError(f"{job.path}: a frontal view needs the stay's finding layout")
         return R.render_frontal(job.size, job.anatomy, job.layout, job.findings, job.devices, job.nuisance, job.gain,
                                 ap=job.ap)
     if job.view == "lateral":

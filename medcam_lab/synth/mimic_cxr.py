@@ -71,6 +71,7 @@ class CxrImage:
     nuisance: R.Nuisance
 
     def relpath(self, subject_id: int, study_id: int) -> str:
+        """The image's path under the MIMIC-CXR-JPG root (``files/pNN/p<subject>/s<study>/<dicom>.jpg``)."""
         return f"files/p{str(subject_id)[:2]}/p{subject_id}/s{study_id}/{self.dicom_id}.jpg"
 
 
@@ -138,14 +139,14 @@ def draw_studies(config: SynthConfig, patient: Patient, used_study_ids: set[int]
     plans.sort(key=lambda p: p[0])
 
     studies = []
-    for time, location, stay, hadm_id in plans:
+    for time, location, plan_stay, hadm_id in plans:
         study_id = int(rng.integers(50_000_000, 60_000_000))
         while study_id in used_study_ids:
             study_id = 50_000_000 + (study_id - 50_000_000 + 7919) % 10_000_000
         used_study_ids.add(study_id)
-        if stay is not None:
-            t_rel = (time - stay.intime) / HOUR
-            lat = stay.latent
+        if plan_stay is not None:
+            t_rel = (time - plan_stay.intime) / HOUR
+            lat = plan_stay.latent
         else:
             t_rel, lat = None, patient.ward
         sev = lat.severity(0.0 if t_rel is None else t_rel)[0]
@@ -164,6 +165,7 @@ def draw_studies(config: SynthConfig, patient: Patient, used_study_ids: set[int]
             0.6 if frontal == "PA" and icu else (0.85 if frontal == "PA" else (0.05 if icu else 0.1))
         ):
             views.append("LL" if rng.random() < 0.3 else "LATERAL")
+        description: str | None
         if frontal == "AP":
             description = "CHEST (PORTABLE AP)" if icu or rng.random() < 0.6 else "CHEST (SINGLE VIEW)"
         else:
@@ -178,7 +180,7 @@ def draw_studies(config: SynthConfig, patient: Patient, used_study_ids: set[int]
             time=time,
             millis=millis,
             location=location,
-            stay=stay,
+            stay=plan_stay,
             hadm_id=hadm_id,
             t_rel=t_rel,
             severity=sev,

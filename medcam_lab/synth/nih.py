@@ -41,7 +41,10 @@ def generate_nih(root: Path, config: SynthConfig, workers: int | None = None) ->
     :func:`medcam_lab.synth.image_jobs.write_image_jobs`); returns counts for the manifest."""
     images_dir = root / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    rows, train_val, test, jobs = [], [], [], []
+    rows: list[dict] = []
+    train_val: list[str] = []
+    test: list[str] = []
+    jobs: list[ImageJob] = []
     for i in range(config.n_ood_patients):
         rng = patient_rng(config.seed, i, 4)
         pid = i + 1

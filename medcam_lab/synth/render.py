@@ -282,11 +282,16 @@ def render_frontal(
     """Render one frontal (AP or PA) film. Returns uint8 of shape ``size`` (rows, cols).
 
     Args:
+        size: (rows, cols) of the film.
+        anatomy: the patient's anatomy (:func:`draw_anatomy`).
+        layout: where the anatomy lies on this film (:func:`draw_layout`).
         f: finding intensities in [0, 1]; keys: cardiomegaly, mediastinum, edema, effusion, consolidation,
             infiltration, atelectasis, pneumothorax, fracture, nodule, mass, pleural, emphysema, fibrosis,
             hernia (missing keys = 0).
         devices: ett, ng, central_line, chest_tube.
+        nz: the acquisition nuisance (:func:`draw_nuisance`): style, tone, blur, noise, markers.
         gain: visual gain multiplying every finding amplitude.
+        ap: an AP film (heart and mediastinum magnified) rather than PA.
     """
     rows, cols = size
     rng = np.random.default_rng(nz.seed)
@@ -407,9 +412,9 @@ def render_frontal(
     if ptx > 0:
         side = layout.ptx_side
         e, yd, cx, cy, rx, ry = lung_e[side]
-        k = 1.0 - 0.38 * ptx
-        ex = ((X - cx + side * 0.29 * (1 - k) * 0.5) / (rx * k)) ** 2 + (
-            (Y - cy - ry * (1 - k) * 0.6) / (ry * k)
+        shrink = 1.0 - 0.38 * ptx  # the collapsed lung's size relative to the normal one
+        ex = ((X - cx + side * 0.29 * (1 - shrink) * 0.5) / (rx * shrink)) ** 2 + (
+            (Y - cy - ry * (1 - shrink) * 0.6) / (ry * shrink)
         ) ** 2
         inside = _ramp(1.0 - e, 0.08) * _ramp(yd - Y, 0.02)
         ptx_region = inside * _ramp(ex - 1.0, 0.08)
@@ -431,7 +436,7 @@ def render_frontal(
     u = aX / 0.66
     frac = g("fracture")
     # rib coordinate: integer values on the rib centre lines (10 posterior ribs, curved laterally)
-    v = (Y + 0.72 - anatomy.rib_phase + 0.10 * u - 0.30 * u**2) / 0.105
+    v: np.ndarray = (Y + 0.72 - anatomy.rib_phase + 0.10 * u - 0.30 * u**2) / 0.105
     if frac > 0:  # the lateral part of one rib is displaced, with a gap at the fracture
         here = (np.sign(X) == layout.fracture_side) & (np.abs(v - layout.fracture_rib) < 0.5)
         v = v - (here & (u > layout.fracture_u)) * np.float32(0.04 * frac / 0.105)

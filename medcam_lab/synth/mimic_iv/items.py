@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 
 class ChartItem(NamedTuple):
+    """A ``d_items`` row: how a chart item is labelled, filed and formatted (``decimals`` -1: a text item)."""
+
     label: str
     abbreviation: str
     category: str
@@ -101,6 +103,8 @@ D_ITEMS_ONLY: dict[int, ChartItem] = {
 
 
 class LabItem(NamedTuple):
+    """A ``d_labitems`` row and how its values are written: fluid, unit, decimals, reference range."""
+
     label: str
     fluid: str
     category: str

@@ -44,6 +44,7 @@ class Stay:
 
     @property
     def los_h(self) -> float:
+        """Length of the stay in hours."""
         return (self.outtime - self.intime) / HOUR
 
 
@@ -90,6 +91,7 @@ class Patient:
 
     @property
     def stays(self) -> list[Stay]:
+        """Every ICU stay of the patient, admission by admission."""
         return [s for a in self.admissions for s in a.stays]
 
 

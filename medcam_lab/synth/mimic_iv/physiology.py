@@ -204,9 +204,9 @@ def chart_events(
     u = rng.random()
     cm = np.round(patient.chronic.height_cm)
     if u < 0.9:
-        add(t_adm, 226730, [cm])
+        add(t_adm, 226730, np.array([cm]))
     if u < 0.6:
-        add(t_adm, 226707, [np.round(cm / 2.54)])
+        add(t_adm, 226707, np.array([np.round(cm / 2.54)]))
     w0 = phys(t_adm, ("weight",))[:, 0]
     add(t_adm, 226512, np.round(w0, 1))
     if rng.random() < 0.4:
@@ -246,12 +246,12 @@ def chart_events(
     n = len(t_all)
     charttime = stay.intime + np.round(t_all * HOUR).astype(np.int64)
     store = charttime + rng.integers(60, 3600, n)
-    itemid = np.concatenate(out["itemid"])
+    itemids = np.concatenate(out["itemid"])
     num = np.concatenate(out["num"])
     text = np.concatenate(out["text"])
     warning = np.zeros(n, np.int64)
-    warning[(itemid == 220045) & ((num > 120) | (num < 50))] = 1
-    warning[(itemid == 220277) & (num < 90)] = 1
+    warning[(itemids == 220045) & ((num > 120) | (num < 50))] = 1
+    warning[(itemids == 220277) & (num < 90)] = 1
     carers = rng.integers(10_000, 99_999, 4)
     return {
         "subject_id": np.full(n, stay.subject_id),
@@ -260,7 +260,7 @@ def chart_events(
         "caregiver_id": carers[rng.integers(0, 4, n)],
         "charttime": charttime,
         "storetime": store,
-        "itemid": itemid,
+        "itemid": itemids,
         "num": num,
         "text": text,
         "warning": warning,

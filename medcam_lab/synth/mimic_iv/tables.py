@@ -93,6 +93,7 @@ def fmt_times(seconds: np.ndarray) -> np.ndarray:
 
 
 def fmt_optional_time(value: int | None) -> str | None:
+    """One time as :func:`fmt_times` writes it, or ``None`` (an empty cell) for no time."""
     return None if value is None else str(fmt_times(np.array([value]))[0])
 
 
@@ -164,10 +165,14 @@ def labevents_frame(parts: list[dict[str, np.ndarray]], rng: np.random.Generator
     hi = items.map({i: nan if s.ref_upper is None else s.ref_upper for i, s in LAB_ITEMS.items()}).to_numpy(
         float
     )
-    flag = np.where((num < lo) | (num > hi), "abnormal", None).astype(object)
+    flag = np.full(len(num), None, object)
+    flag[(num < lo) | (num > hi)] = "abnormal"
     n = len(itemid)
     providers = np.array([_provider(rng) for _ in range(40)], object)
-    order_provider = np.where(rng.random(n) < 0.6, providers[rng.integers(0, 40, n)], None)
+    ordered = rng.random(n) < 0.6
+    drawn = providers[rng.integers(0, 40, n)]
+    order_provider = np.full(n, None, object)
+    order_provider[ordered] = drawn[ordered]
     frame = pd.DataFrame(
         {
             "labevent_id": np.zeros(n, np.int64),
@@ -197,7 +202,7 @@ def labevents_frame(parts: list[dict[str, np.ndarray]], rng: np.random.Generator
 
 def patients_frame(patients: list[Patient]) -> pd.DataFrame:
     """``hosp/patients`` (official column order)."""
-    dod = [None if p.dod is None else fmt_optional_time(p.dod)[:10] for p in patients]
+    dod = [None if p.dod is None else str(fmt_times(np.array([p.dod]))[0])[:10] for p in patients]
     frame = pd.DataFrame(
         {
             "subject_id": [p.subject_id for p in patients],
