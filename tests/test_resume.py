@@ -117,8 +117,8 @@ def test_a_checkpoint_write_that_dies_half_way_keeps_the_previous_checkpoint(tmp
     path = tmp_path / "checkpoint.pt"
     save_checkpoint({"epoch": 1, "w": torch.arange(4.0)}, path)
 
-    def dies_half_way(obj, tmp):
-        Path(tmp).write_bytes(b"PK\x03\x04 half a zip")
+    def dies_half_way(obj, handle):
+        handle.write(b"PK\x03\x04 half a zip")
         raise KeyboardInterrupt("killed while writing")
 
     monkeypatch.setattr(checkpoint_module.torch, "save", dies_half_way)

@@ -382,6 +382,6 @@ def save_state_dict_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     Returns:
         The destination path.
     """
-    with atomic_write(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_write(path) as tmp, open(tmp, "wb") as handle:  # a handle: the archive's records stay 'archive/'
+        torch.save(obj, handle)
     return Path(path)

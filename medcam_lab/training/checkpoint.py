@@ -17,8 +17,8 @@ from medcam_lab.atomic import atomic_write
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Atomically write ``state`` (tensors, numbers, strings, lists and dicts only) to ``path``."""
-    with atomic_write(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_write(path) as tmp, open(tmp, "wb") as handle:  # a handle: the archive's records stay 'archive/'
+        torch.save(state, handle)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
