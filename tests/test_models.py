@@ -363,3 +363,15 @@ def test_save_state_dict_atomic_overwrites_and_leaves_no_temp(tmp_path: Path) ->
     save_state_dict_atomic({"a": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.zeros(3))
     assert os.listdir(tmp_path) == ["ckpt.pth"]
+
+
+def test_the_spec_and_width_of_a_built_encoder_and_a_clear_error_for_a_bare_module() -> None:
+    from medcam_lab.models.image_encoders import build_image_encoder, encoder_spec, encoder_width
+
+    encoder = build_image_encoder("resnet_small")
+    assert encoder_spec(encoder) is get_image_encoder_spec("resnet_small")
+    assert encoder_width(encoder) == get_image_encoder_spec("resnet_small").num_features
+    with pytest.raises(ValueError, match="build_image_encoder"):
+        encoder_spec(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="build_image_encoder"):
+        encoder_width(nn.Linear(2, 2))
