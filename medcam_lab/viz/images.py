@@ -15,7 +15,7 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray | None, alpha: float = 0.5)
 
     Shape:
         - image: (H, W) uint8.
-        - heat: (h, w), resized to (H, W) (nearest) when it differs; ``None`` = the plain image.
+        - heat: (h, w), resized to (H, W) (bilinear) when it differs; ``None`` = the plain image.
         - output: (H, W, 3) uint8.
     """
     gray = np.repeat(np.asarray(image, dtype=np.float32)[..., None], 3, axis=2)
