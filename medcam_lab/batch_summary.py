@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medcam_lab.data.cohort import REPORT_FILE
 from medcam_lab.runinfo import write_json_atomic
 
 
@@ -30,6 +29,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _cohort_result(out: Path, params: dict[str, Any]) -> str:
+    from medcam_lab.data.cohort import REPORT_FILE  # here: the batch command stays light to import
+
     report = _read_json(out / REPORT_FILE)
     splits = {s["step"].removeprefix("pairs in "): s for s in report.get("steps", [])
               if s.get("step", "").startswith("pairs in ")}

@@ -253,3 +253,27 @@ def test_stream_result_does_not_depend_on_block_size_and_reads_quotes_crlf_and_l
     assert frames[0]["valuenum"].tolist() == [float(i) for i in range(3000)]
     for frame in frames[1:]:
         pd.testing.assert_frame_equal(frame, frames[0])
+
+
+def test_the_mimic_cxr_label_table_reader_refuses_extra_columns_bad_values_and_repeated_studies(tmp_path):
+    """One reader of ``mimic-cxr-2.0.0-chexpert.csv`` for ``prepare`` and the dataset class."""
+    from medcam_lab.config import LABELS_CHEXPERT14
+    from medcam_lab.datasets import load_labels
+    from medcam_lab.datasets.mimic_cxr import read_chexpert_table
+
+    header = ["subject_id", "study_id", *LABELS_CHEXPERT14]
+    row = ["10000032", "50414267", *(["1.0", "", "-1.0", "0.0"] * 4)[: len(LABELS_CHEXPERT14)]]
+    path = tmp_path / "mimic-cxr-2.0.0-chexpert.csv"
+    path.write_text(",".join(header) + "\n" + ",".join(row) + "\n")
+    table = read_chexpert_table(path)
+    assert table.loc[0, "Atelectasis"] == 1.0 and np.isnan(table.loc[0, "Cardiomegaly"])
+    path.write_text(",".join([*header, "Extra"]) + "\n" + ",".join([*row, "x"]) + "\n")
+    for read in (read_chexpert_table, lambda p: load_labels("mimic_cxr", p)):
+        with pytest.raises(MimicLayoutError, match=r"unknown column\(s\) \['Extra'\]"):
+            read(path)
+    path.write_text(",".join(header) + "\n" + ",".join([*row[:2], "2.0", *row[3:]]) + "\n")
+    with pytest.raises(MimicLayoutError, match="'Atelectasis' holds values other than"):
+        read_chexpert_table(path)
+    path.write_text(",".join(header) + "\n" + ",".join(row) + "\n" + ",".join(row) + "\n")
+    with pytest.raises(MimicLayoutError, match="study_id 50414267 appears twice"):
+        read_chexpert_table(path)

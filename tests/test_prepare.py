@@ -11,9 +11,9 @@ import pytest
 from medcam_lab.config import LABELS_CHEXPERT14, PrepareConfig
 from medcam_lab.datasets import mimic_cxr
 from medcam_lab.datasets.mimic_iv import MimicLayoutError, locate_mimic_iv
-from medcam_lab.ehr import Discretizer
+from medcam_lab.ehr import Discretizer, EHRMode
 from medcam_lab.ehr.channels import CHANNELS
-from medcam_lab.prepare.cohort import discretize_windows
+from medcam_lab.prepare.cohort import collect_windows, discretize_group, make_discretizer
 from medcam_lab.prepare.report import CohortReport
 
 
@@ -138,7 +138,8 @@ def test_window_discretization_by_hand():
     for ch in CHANNELS:
         wide[ch] = ""
     wide["Heart Rate"] = ["80", "90", "120"]
-    kept, values, _ = discretize_windows(pairs, wide, PrepareConfig(compat="medfuse"), CohortReport())
+    discretizer = make_discretizer(PrepareConfig(compat="medfuse"), EHRMode.of("medfuse"))
+    kept, values, _ = collect_windows(pairs, discretize_group(pairs, wide, discretizer), discretizer, CohortReport())
     hr = Discretizer(mode="medfuse").feature_names.index("Heart Rate")
     mask = Discretizer(mode="medfuse").feature_names.index("mask->Heart Rate")
     # image a: window [0, 5] h → 3 bins; 1.0 h → bin 0, 4.5 h → bin 2; bin 1 carries 80 forward

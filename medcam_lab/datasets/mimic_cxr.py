@@ -29,7 +29,7 @@ import torch
 from medcam_lab.config import LABELS_CHEXPERT14
 from medcam_lab.datasets.base import XRayDataset
 from medcam_lab.datasets.chexpert import apply_label_policy
-from medcam_lab.datasets.mimic_iv import MimicLayoutError, read_table
+from medcam_lab.datasets.mimic_iv import MimicLayoutError, read_header, read_table
 
 __all__ = ["MIMIC_PATHOLOGIES", "find_table", "image_relpath", "read_metadata", "read_chexpert_table",
            "read_chexpert_labels", "study_datetime", "mimic_cxr_labels", "MIMICCXRDataset"]
@@ -92,7 +92,7 @@ def read_chexpert_table(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     labels = read_table(path, ["subject_id", "study_id", *LABELS_CHEXPERT14])
-    extra = sorted(set(pd.read_csv(path, nrows=0).columns) - set(labels.columns))
+    extra = sorted(set(read_header(path)) - set(labels.columns))
     if extra:
         raise MimicLayoutError(f"{path}: unknown column(s) {extra}")
     values = labels[list(LABELS_CHEXPERT14)].apply(pd.to_numeric, errors="coerce")

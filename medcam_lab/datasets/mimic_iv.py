@@ -103,7 +103,7 @@ def _version_from_path(root: Path) -> str | None:
     return None
 
 
-def _header(path: Path) -> list[str]:
+def read_header(path: Path) -> list[str]:
     """Column names of a CSV / gzip CSV (reads the first line only)."""
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
@@ -137,7 +137,7 @@ def locate_mimic_iv(root: str | Path, version: str = "auto") -> MimicIVLayout:
         "d_items": _find_table(root, ("icu",), "d_items"),
         "d_labitems": _find_table(root, ("hosp",), "d_labitems"),
     }
-    columns = _header(tables["admissions"])
+    columns = read_header(tables["admissions"])
     demographic = "race" if "race" in columns else "ethnicity" if "ethnicity" in columns else ""
     if not demographic:
         raise MimicLayoutError(f"{tables['admissions']} has neither 'race' (v2.x+) nor 'ethnicity' (v1.0) column")
@@ -298,7 +298,7 @@ class EventStream:
         counts: StreamCounts, block_size: int = 16 << 20, progress_seconds: float = 10.0,
     ) -> None:
         self.path = Path(path)
-        self.columns = _header(self.path)
+        self.columns = read_header(self.path)
         missing = [c for c in (*_REQUIRED, key) if c not in self.columns]
         if missing:
             raise MimicLayoutError(f"{self.path} lacks column(s) {sorted(set(missing))}; found {self.columns}")
@@ -406,7 +406,7 @@ def _line_blocks(raw: BinaryIO, block_size: int) -> Iterator[bytes]:
 
     A line is never split across blocks; the last block may lack a final newline.
     """
-    raw.readline()  # the header (parsed by _header)
+    raw.readline()  # the header (parsed by read_header)
     carry = b""
     while block := raw.read(block_size):
         cut = block.rfind(b"\n") + 1

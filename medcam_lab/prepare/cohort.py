@@ -322,15 +322,6 @@ def collect_windows(
     return kept.reset_index(drop=True), values, discretizer.feature_names
 
 
-def discretize_windows(
-    pairs: pd.DataFrame, wide: pd.DataFrame, cfg: PrepareConfig, report: CohortReport
-) -> tuple[pd.DataFrame, list[np.ndarray], list[str]]:
-    """Cut each image's EHR window out of its stay's time series and discretize all windows at once, in the
-    mode of ``cfg.compat``."""
-    discretizer = make_discretizer(cfg, EHRMode.of(cfg.compat))
-    return collect_windows(pairs, discretize_group(pairs, wide, discretizer), discretizer, report)
-
-
 def build_episodes(
     layout: mimic_iv.MimicIVLayout, stays: pd.DataFrame, pairs: pd.DataFrame, cfg: PrepareConfig, mode: EHRMode,
     report: CohortReport, spill_dir: Path,
